@@ -1,0 +1,322 @@
+//! Print mode's output: the engine's events written as text, one JSON result, or Claude Code's
+//! stream-json lines. Shapes follow `claude -p` so existing scripts and the Agent SDK parse them.
+
+use std::io::{self, Write};
+
+use keel_protocol::{Event, Outcome, StopReason, Usage};
+use serde_json::{Value, json};
+
+use crate::args::OutputFormat;
+
+/// The Claude Code version keel's stream-json is compatible with; the Agent SDK reads it from
+/// the `init` line and gates features on it.
+pub const CLAUDE_CODE_COMPAT_VERSION: &str = "2.1.331";
+
+/// Facts about the run that the events do not carry.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// The model requested (used as the `modelUsage` key).
+    pub model: String,
+    /// Where the API key came from, as Claude Code reports it.
+    pub api_key_source: &'static str,
+    /// The request's `max_tokens`, for `modelUsage`.
+    pub max_output_tokens: u32,
+}
+
+/// Writes events in one output format and remembers what the final result needs.
+pub struct Renderer<W: Write> {
+    format: OutputFormat,
+    out: W,
+    info: RunInfo,
+    session_id: String,
+    last_stop_reason: Option<StopReason>,
+}
+
+impl<W: Write> Renderer<W> {
+    /// A renderer writing to `out`.
+    pub fn new(format: OutputFormat, out: W, info: RunInfo) -> Self {
+        Self {
+            format,
+            out,
+            info,
+            session_id: String::new(),
+            last_stop_reason: None,
+        }
+    }
+
+    /// Renders one event. Errors are write errors (e.g. a closed pipe).
+    pub fn event(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::SessionStarted {
+                session_id,
+                model,
+                cwd,
+                tools,
+                permission_mode,
+            } => {
+                self.session_id = session_id.to_string();
+                if self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "system",
+                        "subtype": "init",
+                        "cwd": cwd,
+                        "session_id": session_id,
+                        "tools": tools,
+                        "mcp_servers": [],
+                        "model": model,
+                        "permissionMode": permission_mode,
+                        "slash_commands": [],
+                        "apiKeySource": self.info.api_key_source,
+                        "claude_code_version": CLAUDE_CODE_COMPAT_VERSION,
+                        "keel_version": env!("CARGO_PKG_VERSION"),
+                        "output_style": "default",
+                        "agents": [],
+                        "skills": [],
+                        "plugins": [],
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
+            Event::AssistantMessage { message } => {
+                if message.stop_reason.is_some() {
+                    self.last_stop_reason = message.stop_reason;
+                }
+                if self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "assistant",
+                        "message": message,
+                        "parent_tool_use_id": null,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+                structured,
+                ..
+            } => {
+                if self.format == OutputFormat::StreamJson {
+                    let mut block = json!({
+                        "type": "tool_result",
+                        "tool_use_id": tool_use_id,
+                        "content": content,
+                    });
+                    if *is_error {
+                        block["is_error"] = Value::Bool(true);
+                    }
+                    let tool_use_result = match structured {
+                        Some(value) => value.clone(),
+                        None if *is_error => Value::String(format!("Error: {}", content.text())),
+                        None => Value::String(content.text()),
+                    };
+                    let line = json!({
+                        "type": "user",
+                        "message": {"role": "user", "content": [block]},
+                        "parent_tool_use_id": null,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        "tool_use_result": tool_use_result,
+                    });
+                    self.line(&line)?;
+                }
+            }
+            Event::RunFinished { .. } => {
+                let result = self.result_object(event);
+                match self.format {
+                    OutputFormat::Text => {
+                        let text = result["result"].as_str().unwrap_or_default();
+                        if !text.is_empty() {
+                            writeln!(self.out, "{text}")?;
+                        }
+                    }
+                    OutputFormat::Json | OutputFormat::StreamJson => self.line(&result)?,
+                }
+                self.out.flush()?;
+            }
+            Event::TurnStarted { .. }
+            | Event::TextDelta { .. }
+            | Event::ThinkingDelta { .. }
+            | Event::ToolCallStarted { .. }
+            | Event::PermissionDenied { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Claude Code's `result` object for a `RunFinished` event (Null for any other event).
+    pub fn result_object(&self, event: &Event) -> Value {
+        let Event::RunFinished {
+            outcome,
+            result,
+            num_turns,
+            usage,
+            total_cost_usd,
+            duration_ms,
+            duration_api_ms,
+            permission_denials,
+        } = event
+        else {
+            return Value::Null;
+        };
+        let mut object = json!({
+            "type": "result",
+            "subtype": outcome.subtype(),
+            "is_error": outcome.is_error(),
+            "duration_ms": duration_ms,
+            "duration_api_ms": duration_api_ms,
+            "num_turns": num_turns,
+            "result": result,
+            "stop_reason": self.last_stop_reason,
+            "session_id": self.session_id,
+            "total_cost_usd": total_cost_usd,
+            "usage": usage,
+            "modelUsage": { self.info.model.clone(): model_usage(usage, *total_cost_usd, self.info.max_output_tokens) },
+            "permission_denials": permission_denials,
+            "uuid": new_uuid(),
+        });
+        if let Some(message) = outcome_message(outcome) {
+            object["errors"] = json!([message]);
+        }
+        object
+    }
+
+    fn line(&mut self, value: &Value) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")?;
+        // Each line is flushed so a reader sees it as soon as it happens.
+        self.out.flush()
+    }
+}
+
+/// A one-line explanation of an unsuccessful outcome, for stderr and the result's `errors`.
+pub fn outcome_message(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Success => None,
+        Outcome::MaxTurns { max_turns } => Some(format!(
+            "Reached the maximum number of turns ({max_turns}); raise --max-turns to let it continue"
+        )),
+        Outcome::Interrupted => Some("Interrupted by the user".to_string()),
+        Outcome::Error { message } => Some(message.clone()),
+    }
+}
+
+fn model_usage(usage: &Usage, cost: f64, max_output_tokens: u32) -> Value {
+    json!({
+        "inputTokens": usage.input_tokens,
+        "outputTokens": usage.output_tokens,
+        "cacheReadInputTokens": usage.cache_read_input_tokens,
+        "cacheCreationInputTokens": usage.cache_creation_input_tokens,
+        "costUSD": cost,
+        "contextWindow": 200_000,
+        "maxOutputTokens": max_output_tokens,
+    })
+}
+
+fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_protocol::{AssistantMessage, ContentBlock, Role, SessionId, ToolResultContent};
+
+    fn info() -> RunInfo {
+        RunInfo {
+            model: "m".into(),
+            api_key_source: "ANTHROPIC_API_KEY",
+            max_output_tokens: 64000,
+        }
+    }
+
+    fn render(format: OutputFormat, events: &[Event]) -> String {
+        let mut out = Vec::new();
+        let mut renderer = Renderer::new(format, &mut out, info());
+        for event in events {
+            renderer.event(event).unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn session_events(outcome: Outcome) -> Vec<Event> {
+        vec![
+            Event::SessionStarted {
+                session_id: SessionId::new(),
+                model: "m".into(),
+                cwd: "/w".into(),
+                tools: vec!["Read".into()],
+                permission_mode: "default".into(),
+            },
+            Event::AssistantMessage {
+                message: AssistantMessage {
+                    id: "msg_1".into(),
+                    role: Role::Assistant,
+                    model: "m".into(),
+                    content: vec![ContentBlock::Text {
+                        text: "done".into(),
+                    }],
+                    stop_reason: Some(StopReason::EndTurn),
+                    stop_sequence: None,
+                    usage: Usage::default(),
+                },
+            },
+            Event::ToolResult {
+                tool_use_id: "toolu_1".into(),
+                tool_name: "Read".into(),
+                content: ToolResultContent::Text("nope".into()),
+                is_error: true,
+                structured: None,
+            },
+            Event::RunFinished {
+                outcome,
+                result: "done".into(),
+                num_turns: 1,
+                usage: Usage::default(),
+                total_cost_usd: 0.0,
+                duration_ms: 5,
+                duration_api_ms: 3,
+                permission_denials: vec![],
+            },
+        ]
+    }
+
+    #[test]
+    fn text_prints_only_the_answer() {
+        assert_eq!(
+            render(OutputFormat::Text, &session_events(Outcome::Success)),
+            "done\n"
+        );
+    }
+
+    #[test]
+    fn stream_json_lines_have_claude_code_shapes() {
+        let out = render(
+            OutputFormat::StreamJson,
+            &session_events(Outcome::MaxTurns { max_turns: 1 }),
+        );
+        let lines: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0]["type"], "system");
+        assert_eq!(lines[0]["subtype"], "init");
+        let session_id = lines[0]["session_id"].as_str().unwrap();
+        assert_eq!(lines[1]["type"], "assistant");
+        assert_eq!(lines[1]["message"]["content"][0]["text"], "done");
+        assert_eq!(lines[1]["session_id"], session_id);
+        assert_eq!(lines[2]["type"], "user");
+        assert_eq!(lines[2]["message"]["content"][0]["is_error"], true);
+        assert_eq!(lines[3]["type"], "result");
+        assert_eq!(lines[3]["subtype"], "error_max_turns");
+        assert_eq!(lines[3]["is_error"], true);
+        assert_eq!(lines[3]["stop_reason"], "end_turn");
+        assert_eq!(lines[3]["session_id"], session_id);
+        assert!(lines[3]["errors"][0].as_str().unwrap().contains("--max-turns"));
+    }
+}
