@@ -328,7 +328,8 @@ impl Session {
         } else {
             &message.model
         };
-        tally.cost_usd += keel_model::pricing::cost_usd(model, &message.usage);
+        // Unknown models have no price; the run reports their tokens and a zero cost.
+        tally.cost_usd += keel_model::pricing::cost_usd(model, &message.usage).unwrap_or(0.0);
     }
 
     /// Runs one turn's tool calls: consecutive read-only calls together, others one by one, in

@@ -59,11 +59,10 @@ async fn run_session(
     registry: ToolRegistry,
     dir: &std::path::Path,
 ) -> Vec<Event> {
-    let client = AnthropicClient::new(AnthropicConfig {
-        base_url: server.url(),
-        auth: AnthropicAuth::ApiKey("k".into()),
-        extra_headers: vec![],
-    })
+    let client = AnthropicClient::new(AnthropicConfig::new(
+        server.url(),
+        AnthropicAuth::ApiKey("k".into()),
+    ))
     .unwrap();
     let config = SessionConfig {
         model: "claude-sonnet-4-5".into(),

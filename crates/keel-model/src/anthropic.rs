@@ -1,0 +1,717 @@
+//! The Anthropic Messages API over SSE.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use keel_protocol::{StopReason, Usage};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{BlockStart, ConfigError, EventStream, ModelClient, ModelError, ModelRequest, StreamEvent};
+
+/// The API version header every request carries.
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// How keel proves who it is to the API.
+#[derive(Clone, PartialEq, Eq)]
+pub enum AnthropicAuth {
+    /// An API key, sent as `x-api-key` (`ANTHROPIC_API_KEY`).
+    ApiKey(String),
+    /// A bearer token, sent as `Authorization: Bearer` (`ANTHROPIC_AUTH_TOKEN`; gateways).
+    Bearer(String),
+}
+
+impl std::fmt::Debug for AnthropicAuth {
+    // Credentials never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::ApiKey(_) => f.write_str("ApiKey(***)"),
+            Self::Bearer(_) => f.write_str("Bearer(***)"),
+        }
+    }
+}
+
+/// How long to wait at each stage of a request before giving up on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing the TCP/TLS connection.
+    pub connect: Duration,
+    /// From sending the request to the response headers.
+    pub first_byte: Duration,
+    /// Between two stream events once the answer is streaming.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(300),
+            idle: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where and how to reach the Messages API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnthropicConfig {
+    /// The API's base URL; requests go to `{base_url}/v1/messages`.
+    pub base_url: String,
+    /// Credentials.
+    pub auth: AnthropicAuth,
+    /// Headers added to every request (`ANTHROPIC_CUSTOM_HEADERS`, gateways).
+    pub extra_headers: Vec<(String, String)>,
+    /// Connect, first-byte and idle timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl AnthropicConfig {
+    /// A configuration with default timeouts and no extra headers.
+    pub fn new(base_url: impl Into<String>, auth: AnthropicAuth) -> Self {
+        Self {
+            base_url: base_url.into(),
+            auth,
+            extra_headers: Vec::new(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Reads the configuration from the environment as Claude Code does: `ANTHROPIC_API_KEY`
+    /// or else `ANTHROPIC_AUTH_TOKEN`, `ANTHROPIC_BASE_URL`, `ANTHROPIC_CUSTOM_HEADERS`
+    /// (`Name: value` lines), and `API_TIMEOUT_MS` for the first-byte and idle timeouts.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`Self::from_env`], reading variables through `lookup` (for tests and settings).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let auth = match (non_empty("ANTHROPIC_API_KEY"), non_empty("ANTHROPIC_AUTH_TOKEN")) {
+            (Some(key), _) => AnthropicAuth::ApiKey(key.trim().to_string()),
+            (None, Some(token)) => AnthropicAuth::Bearer(token.trim().to_string()),
+            (None, None) => {
+                return Err(ConfigError::MissingCredentials(
+                    "no Anthropic API key: set ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN for a \
+                     gateway that takes a bearer token), e.g. export ANTHROPIC_API_KEY=sk-ant-..."
+                        .to_string(),
+                ));
+            }
+        };
+        let base_url = non_empty("ANTHROPIC_BASE_URL")
+            .unwrap_or_else(|| "https://api.anthropic.com".to_string());
+        let base_url = base_url.trim().trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                setting: "ANTHROPIC_BASE_URL".into(),
+                problem: format!(
+                    "{base_url:?} is not an http(s) URL; set it to e.g. https://api.anthropic.com"
+                ),
+            });
+        }
+        let mut extra_headers = Vec::new();
+        if let Some(custom) = non_empty("ANTHROPIC_CUSTOM_HEADERS") {
+            for line in custom.lines().filter(|l| !l.trim().is_empty()) {
+                let Some((name, value)) = line.split_once(':') else {
+                    return Err(ConfigError::Invalid {
+                        setting: "ANTHROPIC_CUSTOM_HEADERS".into(),
+                        problem: format!("{line:?} is not a `Name: value` header line"),
+                    });
+                };
+                extra_headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+        }
+        let mut timeouts = Timeouts::default();
+        if let Some(ms) = non_empty("API_TIMEOUT_MS") {
+            let ms: u64 = ms.trim().parse().map_err(|_| ConfigError::Invalid {
+                setting: "API_TIMEOUT_MS".into(),
+                problem: format!("{ms:?} is not a number of milliseconds"),
+            })?;
+            timeouts.first_byte = Duration::from_millis(ms);
+            timeouts.idle = Duration::from_millis(ms);
+        }
+        Ok(Self {
+            base_url,
+            auth,
+            extra_headers,
+            timeouts,
+        })
+    }
+
+    /// Where credentials came from, as Claude Code reports it in its `init` line.
+    pub fn api_key_source(&self) -> &'static str {
+        match self.auth {
+            AnthropicAuth::ApiKey(_) => "ANTHROPIC_API_KEY",
+            AnthropicAuth::Bearer(_) => "ANTHROPIC_AUTH_TOKEN",
+        }
+    }
+}
+
+/// A client for the Messages API. Cheap to share; holds one connection pool.
+#[derive(Debug, Clone)]
+pub struct AnthropicClient {
+    http: reqwest::Client,
+    config: AnthropicConfig,
+    endpoint: String,
+}
+
+impl AnthropicClient {
+    /// A client for `config`. Fails only if the HTTP stack cannot be initialised.
+    pub fn new(config: AnthropicConfig) -> Result<Self, ModelError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.timeouts.connect)
+            .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ModelError::Request(format!("cannot initialise HTTP: {e}")))?;
+        let endpoint = format!("{}/v1/messages", config.base_url);
+        Ok(Self {
+            http,
+            config,
+            endpoint,
+        })
+    }
+
+    /// The request body for `request`, as the Messages API expects it.
+    pub fn body(request: &ModelRequest) -> Value {
+        let mut body = json!({
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": request.messages,
+            "stream": true,
+        });
+        if !request.system.is_empty() {
+            body["system"] = Value::Array(
+                request
+                    .system
+                    .iter()
+                    .map(|text| json!({"type": "text", "text": text}))
+                    .collect(),
+            );
+        }
+        if !request.tools.is_empty() {
+            body["tools"] = json!(request.tools);
+        }
+        body
+    }
+
+    fn help_for(&self, status: u16, message: &str) -> Option<String> {
+        match status {
+            401 | 403 => Some(
+                "Check ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) and ANTHROPIC_BASE_URL".into(),
+            ),
+            404 if message.to_ascii_lowercase().contains("model") => Some(
+                "Check the model name given with --model or ANTHROPIC_MODEL".into(),
+            ),
+            404 => Some(format!(
+                "keel sent the request to {}; check ANTHROPIC_BASE_URL",
+                self.endpoint
+            )),
+            413 => Some("The conversation is too large; start a new session".into()),
+            429 => Some("Wait a moment and try again, or check your plan's rate limits".into()),
+            500..=599 => Some("The service is having trouble; try again shortly".into()),
+            _ => None,
+        }
+    }
+
+    async fn error_from_response(&self, response: reqwest::Response) -> ModelError {
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let text = response.text().await.unwrap_or_default();
+        let (error_type, message) = parse_error_body(&text);
+        let help = self.help_for(status, &message);
+        ModelError::Api {
+            status,
+            error_type,
+            message,
+            help,
+            retry_after,
+        }
+    }
+}
+
+#[async_trait]
+impl ModelClient for AnthropicClient {
+    async fn stream(&self, request: &ModelRequest) -> Result<EventStream, ModelError> {
+        let mut builder = self
+            .http
+            .post(&self.endpoint)
+            .header("anthropic-version", ANTHROPIC_VERSION)
+            .header("accept", "text/event-stream")
+            .json(&Self::body(request));
+        builder = match &self.config.auth {
+            AnthropicAuth::ApiKey(key) => builder.header("x-api-key", key),
+            AnthropicAuth::Bearer(token) => builder.bearer_auth(token),
+        };
+        for (name, value) in &self.config.extra_headers {
+            builder = builder.header(name, value);
+        }
+        let timeouts = self.config.timeouts;
+        let response = match tokio::time::timeout(timeouts.first_byte, builder.send()).await {
+            Err(_) => {
+                return Err(ModelError::Timeout {
+                    phase: "waiting for the response to start",
+                    after: timeouts.first_byte,
+                });
+            }
+            Ok(Err(error)) => return Err(connect_error(&self.endpoint, &error)),
+            Ok(Ok(response)) => response,
+        };
+        if !response.status().is_success() {
+            return Err(self.error_from_response(response).await);
+        }
+        Ok(sse_events(response, timeouts.idle))
+    }
+}
+
+/// Turns an SSE response into stream events, enforcing the idle timeout between events.
+fn sse_events(response: reqwest::Response, idle: Duration) -> EventStream {
+    struct State<S> {
+        sse: S,
+        pending: VecDeque<StreamEvent>,
+        done: bool,
+    }
+    let sse = response.bytes_stream().eventsource();
+    let state = State {
+        sse: Box::pin(sse),
+        pending: VecDeque::new(),
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(state, move |mut state| async move {
+        loop {
+            if let Some(event) = state.pending.pop_front() {
+                return Some((Ok(event), state));
+            }
+            if state.done {
+                return None;
+            }
+            let next = match tokio::time::timeout(idle, state.sse.next()).await {
+                Err(_) => {
+                    state.done = true;
+                    let error = ModelError::Timeout {
+                        phase: "the stream went silent",
+                        after: idle,
+                    };
+                    return Some((Err(error), state));
+                }
+                Ok(next) => next,
+            };
+            let event = match next {
+                None => return None,
+                Some(Err(error)) => {
+                    state.done = true;
+                    return Some((Err(ModelError::StreamBroken(error.to_string())), state));
+                }
+                Some(Ok(event)) => event,
+            };
+            match translate(&event.event, &event.data) {
+                Ok(Translated::Events(events)) => state.pending.extend(events),
+                Ok(Translated::Stop) => {
+                    state.pending.push_back(StreamEvent::MessageStop);
+                    state.done = true;
+                }
+                Err(error) => {
+                    state.done = true;
+                    return Some((Err(error), state));
+                }
+            }
+        }
+    }))
+}
+
+/// What one SSE event means to keel.
+enum Translated {
+    Events(Vec<StreamEvent>),
+    Stop,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireEvent {
+    MessageStart {
+        message: WireMessageStart,
+    },
+    ContentBlockStart {
+        index: usize,
+        content_block: WireBlock,
+    },
+    ContentBlockDelta {
+        index: usize,
+        delta: WireDelta,
+    },
+    ContentBlockStop {
+        index: usize,
+    },
+    MessageDelta {
+        delta: WireMessageDelta,
+        #[serde(default)]
+        usage: WireUsage,
+    },
+    MessageStop,
+    Ping,
+    Error {
+        error: WireError,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Deserialize)]
+struct WireMessageStart {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    usage: WireUsage,
+}
+
+/// Usage as the wire carries it: any field may be missing or null.
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(wire: WireUsage) -> Self {
+        Usage {
+            input_tokens: wire.input_tokens.unwrap_or(0),
+            output_tokens: wire.output_tokens.unwrap_or(0),
+            cache_creation_input_tokens: wire.cache_creation_input_tokens.unwrap_or(0),
+            cache_read_input_tokens: wire.cache_read_input_tokens.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlock {
+    Text {
+        #[serde(default)]
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        #[serde(default)]
+        input: Value,
+    },
+    Thinking {
+        #[serde(default)]
+        thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
+    },
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireDelta {
+    TextDelta { text: String },
+    InputJsonDelta { partial_json: String },
+    ThinkingDelta { thinking: String },
+    SignatureDelta { signature: String },
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Deserialize)]
+struct WireMessageDelta {
+    stop_reason: Option<StopReason>,
+    stop_sequence: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireError {
+    #[serde(rename = "type", default)]
+    error_type: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
+    let malformed = |reason: String| ModelError::MalformedEvent {
+        event: if name.is_empty() { "unnamed".into() } else { name.to_string() },
+        reason,
+    };
+    let wire: WireEvent = serde_json::from_str(data).map_err(|e| malformed(e.to_string()))?;
+    let events = match wire {
+        WireEvent::MessageStart { message } => vec![StreamEvent::MessageStart {
+            id: message.id,
+            model: message.model,
+            usage: message.usage.into(),
+        }],
+        WireEvent::ContentBlockStart {
+            index,
+            content_block,
+        } => match content_block {
+            WireBlock::Text { text } => {
+                let mut events = vec![StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::Text,
+                }];
+                if !text.is_empty() {
+                    events.push(StreamEvent::TextDelta { index, text });
+                }
+                events
+            }
+            WireBlock::ToolUse { id, name, input } => {
+                let mut events = vec![StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::ToolUse { id, name },
+                }];
+                // Input normally streams as deltas after an empty object; a proxy that sends it
+                // whole in the start event is honoured.
+                if input.as_object().is_some_and(|o| !o.is_empty()) {
+                    events.push(StreamEvent::InputJsonDelta {
+                        index,
+                        partial_json: input.to_string(),
+                    });
+                }
+                events
+            }
+            WireBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                let mut events = vec![StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::Thinking,
+                }];
+                if !thinking.is_empty() {
+                    events.push(StreamEvent::ThinkingDelta { index, thinking });
+                }
+                if !signature.is_empty() {
+                    events.push(StreamEvent::SignatureDelta { index, signature });
+                }
+                events
+            }
+            WireBlock::RedactedThinking { data } => vec![StreamEvent::BlockStart {
+                index,
+                block: BlockStart::RedactedThinking { data },
+            }],
+            WireBlock::Unknown => {
+                tracing::debug!(index, "ignoring a content block of an unknown type");
+                vec![]
+            }
+        },
+        WireEvent::ContentBlockDelta { index, delta } => match delta {
+            WireDelta::TextDelta { text } => vec![StreamEvent::TextDelta { index, text }],
+            WireDelta::InputJsonDelta { partial_json } => {
+                vec![StreamEvent::InputJsonDelta {
+                    index,
+                    partial_json,
+                }]
+            }
+            WireDelta::ThinkingDelta { thinking } => {
+                vec![StreamEvent::ThinkingDelta { index, thinking }]
+            }
+            WireDelta::SignatureDelta { signature } => {
+                vec![StreamEvent::SignatureDelta { index, signature }]
+            }
+            WireDelta::Unknown => vec![],
+        },
+        WireEvent::ContentBlockStop { index } => vec![StreamEvent::BlockStop { index }],
+        WireEvent::MessageDelta { delta, usage } => vec![StreamEvent::MessageDelta {
+            stop_reason: delta.stop_reason,
+            stop_sequence: delta.stop_sequence,
+            usage: usage.into(),
+        }],
+        WireEvent::MessageStop => return Ok(Translated::Stop),
+        WireEvent::Ping => vec![StreamEvent::Ping],
+        WireEvent::Error { error } => {
+            return Err(ModelError::StreamError {
+                error_type: error.error_type,
+                message: error.message,
+            });
+        }
+        WireEvent::Unknown => vec![],
+    };
+    Ok(Translated::Events(events))
+}
+
+/// The error type and message from an API error body; non-JSON bodies (a proxy's HTML page)
+/// are shortened to their first line.
+fn parse_error_body(text: &str) -> (String, String) {
+    #[derive(Deserialize)]
+    struct Body {
+        error: WireError,
+    }
+    match serde_json::from_str::<Body>(text) {
+        Ok(body) => (body.error.error_type, body.error.message),
+        Err(_) => {
+            let first = text.trim().lines().next().unwrap_or("").trim();
+            let message = if first.is_empty() {
+                "(empty response body)".to_string()
+            } else {
+                first.chars().take(300).collect()
+            };
+            (String::new(), message)
+        }
+    }
+}
+
+/// The server's `retry-after` (seconds or an HTTP date) or `retry-after-ms` header.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = headers.get("retry-after")?.to_str().ok()?.trim().to_string();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(&value).ok()?;
+    let wait = when.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// A send error as the user should read it: the deepest cause, which names the real problem
+/// (connection refused, DNS failure, certificate).
+pub(crate) fn connect_error(url: &str, error: &reqwest::Error) -> ModelError {
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason = cause.to_string();
+        source = cause.source();
+    }
+    ModelError::Connect {
+        url: url.to_string(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn api_key_wins_over_auth_token() {
+        let config = AnthropicConfig::from_lookup(lookup(&[
+            ("ANTHROPIC_API_KEY", "k"),
+            ("ANTHROPIC_AUTH_TOKEN", "t"),
+        ]))
+        .unwrap();
+        assert_eq!(config.auth, AnthropicAuth::ApiKey("k".into()));
+        assert_eq!(config.base_url, "https://api.anthropic.com");
+    }
+
+    #[test]
+    fn missing_credentials_say_what_to_set() {
+        let error = AnthropicConfig::from_lookup(lookup(&[("ANTHROPIC_API_KEY", " ")])).unwrap_err();
+        assert!(error.to_string().contains("ANTHROPIC_API_KEY"));
+        assert!(error.to_string().contains("ANTHROPIC_AUTH_TOKEN"));
+    }
+
+    #[test]
+    fn base_url_keeps_its_path_and_loses_the_trailing_slash() {
+        let config = AnthropicConfig::from_lookup(lookup(&[
+            ("ANTHROPIC_AUTH_TOKEN", "t"),
+            ("ANTHROPIC_BASE_URL", "http://proxy.local/anthropic/"),
+            ("ANTHROPIC_CUSTOM_HEADERS", "X-Team: a\nX-Env: b"),
+        ]))
+        .unwrap();
+        assert_eq!(config.base_url, "http://proxy.local/anthropic");
+        assert_eq!(
+            config.extra_headers,
+            vec![("X-Team".into(), "a".into()), ("X-Env".into(), "b".into())]
+        );
+        let client = AnthropicClient::new(config).unwrap();
+        assert_eq!(client.endpoint, "http://proxy.local/anthropic/v1/messages");
+    }
+
+    #[test]
+    fn bad_base_url_and_header_lines_are_explained() {
+        let error = AnthropicConfig::from_lookup(lookup(&[
+            ("ANTHROPIC_API_KEY", "k"),
+            ("ANTHROPIC_BASE_URL", "api.anthropic.com"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().starts_with("ANTHROPIC_BASE_URL:"), "{error}");
+        let error = AnthropicConfig::from_lookup(lookup(&[
+            ("ANTHROPIC_API_KEY", "k"),
+            ("ANTHROPIC_CUSTOM_HEADERS", "no colon here"),
+        ]))
+        .unwrap_err();
+        assert!(error.to_string().contains("Name: value"), "{error}");
+    }
+
+    #[test]
+    fn error_bodies_are_parsed_or_shortened() {
+        assert_eq!(
+            parse_error_body(r#"{"type":"error","error":{"type":"not_found_error","message":"model: x"}}"#),
+            ("not_found_error".into(), "model: x".into())
+        );
+        assert_eq!(
+            parse_error_body("<html>\n<body>Bad Gateway</body>"),
+            (String::new(), "<html>".into())
+        );
+        assert_eq!(parse_error_body(""), (String::new(), "(empty response body)".into()));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_milliseconds() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
+        headers.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn wire_events_translate() {
+        let Ok(Translated::Events(events)) = translate(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"Read","input":{}}}"#,
+        ) else {
+            panic!("not translated");
+        };
+        assert_eq!(
+            events,
+            vec![StreamEvent::BlockStart {
+                index: 1,
+                block: BlockStart::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "Read".into()
+                }
+            }]
+        );
+        let Err(error) = translate(
+            "error",
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        ) else {
+            panic!("error event not reported");
+        };
+        assert!(error.to_string().contains("overloaded_error"));
+        assert!(error.is_retryable());
+        assert!(matches!(
+            translate("content_block_delta", "{\"type\": \"content_block_delta\", \"ind"),
+            Err(ModelError::MalformedEvent { .. })
+        ));
+        assert!(matches!(
+            translate("future_event", r#"{"type":"future_event","x":1}"#),
+            Ok(Translated::Events(e)) if e.is_empty()
+        ));
+    }
+}
