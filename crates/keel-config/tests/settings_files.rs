@@ -1,5 +1,7 @@
 //! Settings files on disk: precedence, merging, and one test per kind of mistake.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use keel_config::{LoadOptions, Scope, SettingsError, SourceSet, load};
