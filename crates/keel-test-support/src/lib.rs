@@ -42,12 +42,12 @@ pub enum MockError {
     },
     /// A script given as a string is not valid.
     #[error(
-        "invalid mock script: {0} (expected {{\"turns\": [...]}}, see ScriptedTurn for the fields)"
+        "invalid mock script: {0} (a script looks like {{\"turns\": [{{\"content\": [{{\"type\": \"text\", \"text\": \"hi\"}}]}}]}})"
     )]
     ScriptJson(#[source] serde_json::Error),
     /// A script file is not valid.
     #[error(
-        "invalid mock script {}: {source} (expected {{\"turns\": [...]}}, see ScriptedTurn for the fields)",
+        "invalid mock script {}: {source} (a script looks like {{\"turns\": [{{\"content\": [{{\"type\": \"text\", \"text\": \"hi\"}}]}}]}})",
         path.display()
     )]
     ScriptFile {

@@ -60,11 +60,11 @@ impl Script {
 
     /// Parses a script from JSON: `{"turns": [...], "repeat": false, ...}` or a bare `[...]` of turns.
     pub fn from_json(text: &str) -> Result<Self, MockError> {
-        let value: Value = serde_json::from_str(text).map_err(MockError::ScriptJson)?;
-        let script = if value.is_array() {
-            serde_json::from_value(value).map(Script::new)
+        // Parsed straight from the text (not via Value) so errors keep their line and column.
+        let script = if text.trim_start().starts_with('[') {
+            serde_json::from_str(text).map(Script::new)
         } else {
-            serde_json::from_value(value)
+            serde_json::from_str(text)
         }
         .map_err(MockError::ScriptJson)?;
         script.validate()?;
@@ -485,8 +485,9 @@ mod tests {
 
     #[test]
     fn typos_are_named() {
-        let err = Script::from_json(r#"{"turns": [{"delay": 5}]}"#).unwrap_err();
+        let err = Script::from_json("{\"turns\": [\n {\"delay\": 5}]}").unwrap_err();
         assert!(err.to_string().contains("unknown field `delay`"), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
         let err = Script::from_json(r#"{"turns": [{"content": [{"type": "txt", "text": "x"}]}]}"#)
             .unwrap_err();
         assert!(err.to_string().contains("unknown variant `txt`"), "{err}");
