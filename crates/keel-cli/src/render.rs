@@ -143,7 +143,17 @@ impl<W: Write> Renderer<W> {
             | Event::TextDelta { .. }
             | Event::ThinkingDelta { .. }
             | Event::ToolCallStarted { .. }
-            | Event::PermissionDenied { .. } => {}
+            | Event::PermissionDenied { .. }
+            | Event::UserMessage { .. }
+            | Event::ApprovalRequested { .. }
+            | Event::Retrying { .. }
+            | Event::ContextUsage { .. }
+            | Event::Compacted { .. }
+            | Event::PlanUpdated { .. }
+            | Event::PermissionModeChanged { .. }
+            | Event::ModelChanged { .. }
+            | Event::Notice { .. }
+            | Event::Subagent { .. } => {}
         }
         Ok(())
     }

@@ -119,7 +119,10 @@ impl Session {
                 None if !ops_open => return,
                 None => match ops.recv().await {
                     Some(Op::UserInput { text }) => text,
-                    Some(Op::Interrupt) => continue,
+                    Some(other) => {
+                        self.control(other, &events);
+                        continue;
+                    }
                     None => return,
                 },
             };
@@ -132,9 +135,26 @@ impl Session {
                     op = ops.recv(), if ops_open => match op {
                         Some(Op::Interrupt) => cancel.cancel(),
                         Some(Op::UserInput { text }) => queued.push_back(text),
+                        Some(other) => self.control(other, &events),
                         None => ops_open = false,
                     },
                 }
+            }
+        }
+    }
+
+    /// Handles an op that is not a prompt or an interrupt.
+    fn control(&mut self, op: Op, events: &EventSender) {
+        match op {
+            Op::SetModel { model } => {
+                self.config.model.clone_from(&model);
+                let _ = events.send(Event::ModelChanged { model });
+            }
+            other => {
+                let _ = events.send(Event::Notice {
+                    level: keel_protocol::NoticeLevel::Warning,
+                    message: format!("this session cannot handle {other:?} yet"),
+                });
             }
         }
     }
@@ -144,7 +164,11 @@ impl Session {
     pub async fn run(&mut self, prompt: String, events: &EventSender, cancel: CancellationToken) {
         let started = Instant::now();
         let mut tally = RunTally::default();
-        self.messages.push(Message::user_text(prompt));
+        let message = Message::user_text(prompt);
+        let _ = events.send(Event::UserMessage {
+            content: message.content.clone(),
+        });
+        self.messages.push(message);
         let ctx = self.tool_ctx.with_cancel(cancel.clone());
         let outcome = self.agent_loop(&ctx, events, &cancel, &mut tally).await;
         let _ = events.send(Event::RunFinished {

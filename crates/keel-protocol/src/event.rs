@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{AssistantMessage, SessionId, ToolResultContent, Usage};
+use crate::{AssistantMessage, ContentBlock, SessionId, ToolResultContent, Usage};
 
 /// What a frontend asks of a running session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,6 +16,50 @@ pub enum Op {
     },
     /// Stop the running turn: cancel the model stream and any running tool, keep what exists.
     Interrupt,
+    /// The user's answer to an [`Event::ApprovalRequested`].
+    Approval {
+        /// The request being answered.
+        request_id: String,
+        /// The answer.
+        answer: ApprovalAnswer,
+    },
+    /// Switch the permission mode (Claude Code's spelling, e.g. `acceptEdits`).
+    SetPermissionMode {
+        /// The new mode.
+        mode: String,
+    },
+    /// Use another model from the next request on.
+    SetModel {
+        /// The new model.
+        model: String,
+    },
+    /// Compact the conversation now (`/compact [instructions]`).
+    Compact {
+        /// What the summary should focus on.
+        instructions: Option<String>,
+    },
+}
+
+/// How the user answered a permission question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum ApprovalAnswer {
+    /// Run this call once.
+    AllowOnce {
+        /// A replacement input for the call (SDK callbacks may rewrite it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        updated_input: Option<Value>,
+    },
+    /// Run it, and save these rules so similar calls run without asking.
+    AllowAlways {
+        /// Rules to save (e.g. `Bash(npm test:*)`).
+        rules: Vec<String>,
+    },
+    /// Do not run it; `message` is what the model is told.
+    Deny {
+        /// The reason given to the model.
+        message: String,
+    },
 }
 
 /// A tool call that was refused, as listed in Claude Code's `permission_denials`.
@@ -65,6 +109,43 @@ impl Outcome {
     }
 }
 
+/// One entry of the session's plan (the task list of `TaskCreate`/`TodoWrite`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanItem {
+    /// The task's id.
+    pub id: String,
+    /// A short title, in the imperative ("Run the tests").
+    pub subject: String,
+    /// What needs doing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The present-continuous form shown while it runs ("Running the tests").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_form: Option<String>,
+    /// `pending`, `in_progress` or `completed`.
+    pub status: String,
+    /// Who works on it (a team member's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Tasks that cannot start before this one is done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<String>,
+    /// Tasks this one waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked_by: Vec<String>,
+}
+
+/// How important a notice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeLevel {
+    /// Worth showing.
+    Info,
+    /// Something is wrong but the session goes on.
+    Warning,
+}
+
 /// Everything the engine reports, in order. Frontends render these; the transcript stores them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -81,6 +162,12 @@ pub enum Event {
         tools: Vec<String>,
         /// The permission mode, in Claude Code's spelling.
         permission_mode: String,
+    },
+    /// A user message entered the conversation (a prompt, or text keel adds on the user's side
+    /// such as a reminder). Tool results are not reported here but as [`Event::ToolResult`].
+    UserMessage {
+        /// The message's content blocks.
+        content: Vec<ContentBlock>,
     },
     /// A model request is about to be sent (1-based count within the run).
     TurnStarted {
@@ -125,12 +212,86 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         structured: Option<Value>,
     },
+    /// A tool call needs the user's approval; the engine waits for an [`Op::Approval`].
+    ApprovalRequested {
+        /// Echo this in the answer.
+        request_id: String,
+        /// The call's id.
+        tool_use_id: String,
+        /// The tool.
+        tool_name: String,
+        /// Its arguments.
+        input: Value,
+        /// Why it needs approval, in words the user can act on.
+        reason: String,
+        /// Rules that "always allow" would save.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        suggestions: Vec<String>,
+    },
     /// A tool call was refused by the permission policy.
     PermissionDenied {
         /// What was refused.
         denial: PermissionDenial,
         /// Why, in words the user can act on.
         reason: String,
+    },
+    /// A model request failed in a way that may pass on a retry; keel waits, then resends.
+    Retrying {
+        /// Which retry this is (1-based).
+        attempt: u32,
+        /// The most retries that will be made.
+        max_retries: u32,
+        /// How long keel waits before it.
+        delay_ms: u64,
+        /// What went wrong.
+        error: String,
+    },
+    /// How full the context window is, after a model turn.
+    ContextUsage {
+        /// Tokens the conversation takes.
+        used_tokens: u64,
+        /// The model's context window.
+        window_tokens: u64,
+    },
+    /// The conversation was compacted; from here on it is `messages`.
+    Compacted {
+        /// `manual` (`/compact`) or `auto`.
+        trigger: String,
+        /// Tokens before compaction.
+        tokens_before: u64,
+        /// Tokens after.
+        tokens_after: u64,
+        /// The conversation that replaces the old one.
+        messages: Vec<crate::Message>,
+    },
+    /// The session's plan changed.
+    PlanUpdated {
+        /// The whole list, in order.
+        items: Vec<PlanItem>,
+    },
+    /// The permission mode changed.
+    PermissionModeChanged {
+        /// The new mode.
+        mode: String,
+    },
+    /// The model changed.
+    ModelChanged {
+        /// The new model.
+        model: String,
+    },
+    /// Something the user should know that is not part of the conversation.
+    Notice {
+        /// How important it is.
+        level: NoticeLevel,
+        /// One line.
+        message: String,
+    },
+    /// An event of a subagent, tagged with the `Agent` tool call that runs it.
+    Subagent {
+        /// The parent's tool call id (`parent_tool_use_id` in stream-json).
+        parent_tool_use_id: String,
+        /// The subagent's event.
+        event: Box<Event>,
     },
     /// The run ended. Always the last event of a run.
     RunFinished {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod event;
-pub use event::{Event, Op, Outcome, PermissionDenial};
+pub use event::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PermissionDenial, PlanItem};
 
 /// Identifies one agent session; a UUID string, as Claude Code uses, so scripts can pass it around.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
