@@ -106,6 +106,12 @@ impl Script {
 }
 
 /// One scripted model response, with optional fault injection.
+///
+/// Event counts (`*_after_events`) count the scripted stream events (Anthropic: SSE events from
+/// `message_start` on, `ping` included; OpenAI: `data:` chunks, `[DONE]` included); a count past
+/// the end applies after the last event. A non-streaming answer is one piece: `stream_error`
+/// becomes the matching HTTP status (529 overloaded, 429 rate limit, else 500), `cut`/`abort`/
+/// `stall` apply before its first byte, `malformed` makes it truncated JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScriptedTurn {
@@ -129,9 +135,14 @@ pub struct ScriptedTurn {
     /// Wait this long between stream events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_delay_ms: Option<u64>,
-    /// Close the connection abruptly after this many stream events.
+    /// End the response after this many stream events, without the terminating event, and
+    /// close the connection (the client's stream just ends).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cut_after_events: Option<usize>,
+    /// Break the connection after this many stream events, mid-body (no final chunk), so the
+    /// client sees a transport error as on a network drop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort_after_events: Option<usize>,
     /// Send nothing more after this many stream events, keeping the connection open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stall_after_events: Option<usize>,
@@ -445,7 +456,7 @@ mod tests {
                 "usage": {"output_tokens": 5},
                 "model": "m",
                 "http_error": {"status": 429, "type": "rate_limit_error", "message": "slow down", "retry_after": "2"},
-                "delay_ms": 1, "event_delay_ms": 2, "cut_after_events": 3, "stall_after_events": 4,
+                "delay_ms": 1, "event_delay_ms": 2, "cut_after_events": 3, "stall_after_events": 4, "abort_after_events": 6,
                 "stream_error": {"type": "overloaded_error", "message": "busy"},
                 "malformed_after_events": 5,
                 "when": {"system_contains": "a", "messages_contain": "b", "tools_include": "c", "model": "d"}

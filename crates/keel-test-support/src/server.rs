@@ -432,12 +432,19 @@ async fn model_request(shared: &Shared, provider: Provider, body: Value) -> Resp
             &provider.error_body(&err.error_type, &err.message),
         );
     }
-    if turn.cut_after_events.is_some() {
+    let broken = if turn.cut_after_events.is_some() {
+        Some(Step::Cut)
+    } else if turn.abort_after_events.is_some() {
+        Some(Step::Abort(0))
+    } else {
+        None
+    };
+    if let Some(step) = broken {
         return streamed_response(
             StatusCode::OK,
             "application/json",
             &request_id,
-            vec![Step::Cut(0)],
+            vec![step],
             None,
             shutdown,
         );
@@ -473,8 +480,10 @@ async fn model_request(shared: &Shared, provider: Provider, body: Value) -> Resp
 enum Step {
     /// Write these bytes.
     Send(Bytes),
-    /// Close the connection abruptly (no terminating chunk), after this many events.
-    Cut(usize),
+    /// End the body cleanly (the client sees the stream end) and close the connection.
+    Cut,
+    /// Break the connection mid-body (no terminating chunk), after this many events.
+    Abort(usize),
     /// Write nothing more and keep the connection open.
     Stall,
 }
@@ -484,9 +493,10 @@ enum Step {
 fn plan(frames: Vec<Bytes>, malformed: Bytes, turn: &ScriptedTurn) -> Vec<Step> {
     let total = frames.len();
     let at = |n: Option<usize>| n.map(|n| n.min(total));
-    let (malformed_at, cut_at, stall_at) = (
+    let (malformed_at, cut_at, abort_at, stall_at) = (
         at(turn.malformed_after_events),
         at(turn.cut_after_events),
+        at(turn.abort_after_events),
         at(turn.stall_after_events),
     );
     let mut steps = Vec::with_capacity(total + 2);
@@ -496,7 +506,11 @@ fn plan(frames: Vec<Bytes>, malformed: Bytes, turn: &ScriptedTurn) -> Vec<Step> 
             steps.push(Step::Send(malformed.clone()));
         }
         if cut_at == Some(sent) {
-            steps.push(Step::Cut(sent));
+            steps.push(Step::Cut);
+            break;
+        }
+        if abort_at == Some(sent) {
+            steps.push(Step::Abort(sent));
             break;
         }
         if stall_at == Some(sent) {
@@ -525,6 +539,7 @@ fn streamed_response(
     delay: Option<Duration>,
     shutdown: watch::Receiver<()>,
 ) -> Response {
+    let cut = steps.iter().any(|step| matches!(step, Step::Cut));
     let state = Streaming {
         steps: steps.into(),
         delay,
@@ -557,7 +572,8 @@ fn streamed_response(
                 st.started = true;
                 Some((Ok(bytes), st))
             }
-            Step::Cut(sent) => {
+            Step::Cut => None,
+            Step::Abort(sent) => {
                 // Pending once first, so hyper flushes what was sent before the connection dies.
                 tokio::task::yield_now().await;
                 st.steps.clear();
@@ -573,6 +589,10 @@ fn streamed_response(
         }
     });
     let mut res = response(status, content_type, Body::from_stream(stream));
+    if cut {
+        // hyper closes the connection after this response, as a server that gave up would.
+        insert_header(&mut res, "connection", "close");
+    }
     insert_header(&mut res, "cache-control", "no-cache");
     insert_header(&mut res, "request-id", request_id);
     res
@@ -696,7 +716,8 @@ mod tests {
             .iter()
             .map(|s| match s {
                 Step::Send(b) => String::from_utf8_lossy(b).into_owned(),
-                Step::Cut(n) => format!("cut{n}"),
+                Step::Cut => "cut".into(),
+                Step::Abort(n) => format!("abort{n}"),
                 Step::Stall => "stall".into(),
             })
             .collect()
@@ -717,7 +738,13 @@ mod tests {
             bad.clone(),
             &turn(|t| t.cut_after_events = Some(2)),
         );
-        assert_eq!(show(&cut), ["e0", "e1", "cut2"]);
+        assert_eq!(show(&cut), ["e0", "e1", "cut"]);
+        let abort = plan(
+            frames(3),
+            bad.clone(),
+            &turn(|t| t.abort_after_events = Some(1)),
+        );
+        assert_eq!(show(&abort), ["e0", "abort1"]);
         let stall = plan(
             frames(3),
             bad.clone(),

@@ -115,7 +115,7 @@ async fn event_delay_spaces_the_events_out() {
 }
 
 #[tokio::test]
-async fn cut_after_events_ends_the_body_abruptly_after_exactly_that_many() {
+async fn cut_after_events_ends_the_stream_after_exactly_that_many() {
     let server = serve(ScriptedTurn {
         cut_after_events: Some(4),
         ..ScriptedTurn::text(LONG)
@@ -123,8 +123,9 @@ async fn cut_after_events_ends_the_body_abruptly_after_exactly_that_many() {
     .await;
     let res = post(&server.url(), "/v1/messages", &request(true)).await;
     assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["connection"], "close");
     let (text, failed) = read_until_end(res).await;
-    assert!(failed, "the connection is cut, not closed cleanly");
+    assert!(!failed, "the body just ends");
     let events = parse_sse(&text);
     assert_eq!(
         names(&events),
@@ -136,9 +137,36 @@ async fn cut_after_events_ends_the_body_abruptly_after_exactly_that_many() {
         ]
     );
 
-    // Non-streaming: the connection dies before a complete body arrives.
+    // Non-streaming: an empty body where the JSON should be.
     let server = serve(ScriptedTurn {
         cut_after_events: Some(0),
+        ..ScriptedTurn::text("x")
+    })
+    .await;
+    let (status, body) = post_text(&server.url(), "/v1/messages", &request(false)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "");
+}
+
+#[tokio::test]
+async fn abort_after_events_breaks_the_connection_mid_body() {
+    let server = serve(ScriptedTurn {
+        abort_after_events: Some(3),
+        ..ScriptedTurn::text(LONG)
+    })
+    .await;
+    let res = post(&server.url(), "/v1/messages", &request(true)).await;
+    assert_eq!(res.status(), 200);
+    let (text, failed) = read_until_end(res).await;
+    assert!(failed, "the client sees a transport error, not a clean end");
+    assert_eq!(
+        names(&parse_sse(&text)),
+        ["message_start", "ping", "content_block_start"]
+    );
+
+    // Non-streaming: the body never completes.
+    let server = serve(ScriptedTurn {
+        abort_after_events: Some(0),
         ..ScriptedTurn::text("x")
     })
     .await;
@@ -148,7 +176,7 @@ async fn cut_after_events_ends_the_body_abruptly_after_exactly_that_many() {
         .send()
         .await;
     if let Ok(res) = res {
-        assert!(res.json::<Value>().await.is_err());
+        assert!(res.bytes().await.is_err());
     }
 }
 

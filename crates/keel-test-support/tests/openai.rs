@@ -279,6 +279,10 @@ async fn faults_apply_to_openai_streams_too() {
             cut_after_events: Some(2),
             ..ScriptedTurn::text("one two three four five six")
         },
+        ScriptedTurn {
+            abort_after_events: Some(2),
+            ..ScriptedTurn::text("one two three four five six")
+        },
     ]))
     .await
     .unwrap();
@@ -293,8 +297,14 @@ async fn faults_apply_to_openai_streams_too() {
     assert_eq!(broken, [1]);
     assert_eq!(events.last().unwrap().data, "[DONE]");
 
-    let res = post(&server.url(), "/v1/chat/completions", &request(true, false)).await;
-    let (text, failed) = common::read_until_end(res).await;
-    assert!(failed);
-    assert_eq!(parse_sse(&text).len(), 2);
+    for abort in [false, true] {
+        let res = post(&server.url(), "/v1/chat/completions", &request(true, false)).await;
+        let (text, failed) = common::read_until_end(res).await;
+        assert_eq!(
+            failed, abort,
+            "cut ends cleanly, abort breaks the connection"
+        );
+        assert_eq!(parse_sse(&text).len(), 2);
+        assert!(!text.contains("[DONE]"));
+    }
 }
