@@ -196,7 +196,7 @@ impl SessionStore {
                 }
             }
         }
-        sessions.sort_by(|a, b| b.modified.cmp(&a.modified));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.modified));
         Ok(sessions)
     }
 
