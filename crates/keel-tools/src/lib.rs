@@ -71,6 +71,10 @@ pub enum ToolError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The tool ran and reports failure together with its output, e.g. a shell command that
+    /// exited non-zero: the text goes to the model as an error, the structured form is kept.
+    #[error("{}", .0.content)]
+    WithOutput(ToolOutput),
     /// The user interrupted the call; `partial` holds the output produced before that.
     #[error("interrupted by the user{}", if partial.is_empty() { String::new() } else { format!("; output so far:\n{partial}") })]
     Interrupted {
@@ -125,6 +129,70 @@ impl ToolContext {
         }
     }
 
+    /// Where a path the model gave points: `~/` expands to the home directory, a relative path
+    /// is taken from the current directory (friendlier than requiring absolute paths), and `.`
+    /// and `..` are folded away without following symlinks.
+    pub fn resolve_path(&self, raw: &str) -> PathBuf {
+        let expanded = match raw.strip_prefix("~/") {
+            Some(rest) => match std::env::var_os("HOME") {
+                Some(home) => PathBuf::from(home).join(rest),
+                None => PathBuf::from(raw),
+            },
+            None if raw == "~" => std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(raw)),
+            None => PathBuf::from(raw),
+        };
+        let joined = if expanded.is_absolute() {
+            expanded
+        } else {
+            self.current_dir().join(expanded)
+        };
+        normalize_lexically(&joined)
+    }
+
+    /// Remembers that the model has seen `path` as it is now, so Write and Edit may change it.
+    pub fn record_read(&self, path: &Path) {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let stamp = FileStamp {
+            modified: std::fs::metadata(&key).and_then(|m| m.modified()).ok(),
+        };
+        match self.read_files.lock() {
+            Ok(mut files) => files.insert(key, stamp),
+            Err(poisoned) => poisoned.into_inner().insert(key, stamp),
+        };
+    }
+
+    /// Refuses to change an existing file the model has not read, or that changed on disk
+    /// since it did (by the user, a formatter, another tool), so nothing is clobbered unseen.
+    pub fn ensure_read_and_unchanged(&self, path: &Path) -> Result<(), ToolError> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let stamp = match self.read_files.lock() {
+            Ok(files) => files.get(&key).copied(),
+            Err(poisoned) => poisoned.into_inner().get(&key).copied(),
+        };
+        let Some(stamp) = stamp else {
+            return Err(ToolError::Failed(format!(
+                "File has not been read yet. Read it first before writing to it. Path: {}",
+                path.display()
+            )));
+        };
+        let now = std::fs::metadata(&key)
+            .and_then(|m| m.modified())
+            .map_err(|source| ToolError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if stamp.modified != Some(now) {
+            return Err(ToolError::Failed(format!(
+                "File {} has been modified since it was last read (by the user or another \
+                 program). Read it again before changing it.",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// A context for a new run that shares this one's files and directory but has its own
     /// cancellation token.
     pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
@@ -133,6 +201,28 @@ impl ToolContext {
             ..self.clone()
         }
     }
+}
+
+/// Folds `.` and `..` out of an absolute path without touching the file system (`..` at the
+/// root stays at the root, as the kernel does).
+fn normalize_lexically(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !matches!(
+                    out.components().next_back(),
+                    None | Some(Component::RootDir | Component::Prefix(_))
+                ) {
+                    out.pop();
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 /// Turns a tool into the spec sent to the model.
