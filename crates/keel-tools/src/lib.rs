@@ -153,10 +153,17 @@ impl ToolContext {
 
     /// Remembers that the model has seen `path` as it is now, so Write and Edit may change it.
     pub fn record_read(&self, path: &Path) {
-        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let stamp = FileStamp {
-            modified: std::fs::metadata(&key).and_then(|m| m.modified()).ok(),
+            modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
         };
+        self.record_read_as(path, stamp);
+    }
+
+    /// Remembers that the model has seen `path` as it was at `stamp`: a reader takes the
+    /// stamp before reading, so a change made while it read makes the stamp stale, not the
+    /// model's view.
+    pub fn record_read_as(&self, path: &Path, stamp: FileStamp) {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         match self.read_files.lock() {
             Ok(mut files) => files.insert(key, stamp),
             Err(poisoned) => poisoned.into_inner().insert(key, stamp),
@@ -231,5 +238,65 @@ pub fn spec_of(tool: &dyn Tool) -> ToolSpec {
         name: tool.name().to_string(),
         description: tool.description().to_string(),
         input_schema: tool.input_schema(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_against_the_current_directory_and_fold_dots() {
+        let ctx = ToolContext::new(
+            Path::new("/work/project"),
+            PathBuf::from("/tmp/spill"),
+            CancellationToken::new(),
+        );
+        assert_eq!(
+            ctx.resolve_path("src/lib.rs"),
+            PathBuf::from("/work/project/src/lib.rs")
+        );
+        assert_eq!(
+            ctx.resolve_path("./a/../b/./c.txt"),
+            PathBuf::from("/work/project/b/c.txt")
+        );
+        assert_eq!(ctx.resolve_path("/etc/hosts"), PathBuf::from("/etc/hosts"));
+        assert_eq!(ctx.resolve_path("/../../x"), PathBuf::from("/x"));
+        *ctx.cwd.lock().unwrap() = PathBuf::from("/work/project/sub");
+        assert_eq!(
+            ctx.resolve_path("../top.txt"),
+            PathBuf::from("/work/project/top.txt")
+        );
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                ctx.resolve_path("~/notes.md"),
+                PathBuf::from(home).join("notes.md")
+            );
+        }
+    }
+
+    #[test]
+    fn a_read_stamp_is_needed_and_must_be_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, "x").unwrap();
+        let ctx = ToolContext::new(
+            dir.path(),
+            dir.path().join("spill"),
+            CancellationToken::new(),
+        );
+        let err = ctx.ensure_read_and_unchanged(&file).unwrap_err();
+        assert!(err.to_string().contains("has not been read yet"), "{err}");
+        ctx.record_read(&file);
+        ctx.ensure_read_and_unchanged(&file).unwrap();
+        // A stamp taken before a change is stale.
+        ctx.record_read_as(
+            &file,
+            FileStamp {
+                modified: Some(SystemTime::UNIX_EPOCH),
+            },
+        );
+        let err = ctx.ensure_read_and_unchanged(&file).unwrap_err();
+        assert!(err.to_string().contains("modified since"), "{err}");
     }
 }

@@ -188,16 +188,16 @@ impl ToolRegistry {
         let spill_dir = &ctx.spill_dir;
         match joined {
             Ok(Ok(out)) => ToolCallResult {
-                content: output::limit(out.content, spill_dir),
+                content: limited(out.content, spill_dir).await,
                 is_error: false,
                 structured: out.structured,
             },
             Ok(Err(ToolError::WithOutput(out))) => ToolCallResult {
-                content: output::limit(out.content, spill_dir),
+                content: limited(out.content, spill_dir).await,
                 is_error: true,
                 structured: out.structured,
             },
-            Ok(Err(error)) => ToolCallResult::error(output::limit(error.to_string(), spill_dir)),
+            Ok(Err(error)) => ToolCallResult::error(limited(error.to_string(), spill_dir).await),
             Err(join_error) => {
                 let why = if join_error.is_panic() {
                     panic_message(join_error.into_panic())
@@ -217,6 +217,19 @@ impl ToolRegistry {
 
     fn find(&self, name: &str) -> Option<&Entry> {
         self.entries.iter().find(|entry| entry.tool.name() == name)
+    }
+}
+
+/// [`output::limit`], with the spill file written on the blocking pool rather than on a
+/// runtime thread (tens of megabytes take tens of milliseconds to write).
+async fn limited(text: String, spill_dir: &std::path::Path) -> String {
+    if text.len() <= output::MAX_OUTPUT_CHARS {
+        return text;
+    }
+    let dir = spill_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || output::limit(text, &dir)).await {
+        Ok(text) => text,
+        Err(error) => format!("internal error while shortening the tool output: {error}"),
     }
 }
 
@@ -656,6 +669,18 @@ mod tests {
         assert_eq!(spilled.len(), 1);
         let saved = std::fs::read_to_string(spilled[0].as_ref().unwrap().path()).unwrap();
         assert_eq!(saved.lines().count(), 20_000);
+    }
+
+    #[test]
+    fn the_registry_and_its_calls_can_move_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send_sync::<ToolRegistry>();
+        let dir = tempfile::tempdir().unwrap();
+        let registry = ToolRegistry::builtin();
+        let context = ctx(dir.path());
+        let call = registry.call("Read", json!({}), &context);
+        assert_send(&call);
     }
 
     #[test]

@@ -127,6 +127,17 @@ async fn read_refuses_binary_files_and_directories() {
         "{err}"
     );
 
+    let fifo = ws.path("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = ws.err("Read", json!({"file_path": s(&fifo)})).await;
+    assert!(err.contains("not a regular file"), "{err}");
+
     std::fs::create_dir(ws.path("folder")).unwrap();
     let err = ws.err("Read", json!({"file_path": "folder"})).await;
     assert!(

@@ -359,6 +359,18 @@ async fn grep_pages_with_offset_and_head_limit() {
             "(Showing lines 3-5 of 10. Use offset=5 to see more.)".to_string(),
         ]
     );
+    // Adjacent matching lines are counted one by one.
+    let result = ws
+        .ok("Grep", json!({"pattern": "item", "output_mode": "count"}))
+        .await;
+    assert_eq!(
+        lines(&result.content),
+        [
+            format!("{p}:10"),
+            String::new(),
+            "Found 10 matching lines in 1 file.".to_string()
+        ]
+    );
     for i in 0..5 {
         ws.write(&format!("many/f{i}.txt"), "item\n");
     }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::common::{blocking, optional_bool, optional_str, optional_u64, required_str};
 use super::glob::walker;
+use crate::output::{MAX_OUTPUT_CHARS, clip};
 use crate::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Characters of a matching line shown in content mode (minified files have huge lines).
@@ -225,8 +226,9 @@ fn split_globs(text: &str) -> Vec<String> {
 /// What one file contributed.
 struct FileHits {
     path: PathBuf,
-    /// Formatted output lines (content mode).
-    lines: Vec<String>,
+    /// Formatted output (content mode): one `\n`-terminated line each, in one buffer because
+    /// big searches produce hundreds of thousands of lines.
+    text: String,
     /// Matches (matching lines; in multiline mode, matching regions).
     count: u64,
     modified: SystemTime,
@@ -297,7 +299,8 @@ fn build_matcher(options: &Options) -> Result<RegexMatcher, ToolError> {
 fn build_searcher(options: &Options) -> Searcher {
     let context = options.mode == Mode::Content;
     SearcherBuilder::new()
-        .line_number(options.line_numbers || options.mode == Mode::Content)
+        // Counting lines costs time; only content mode shows them.
+        .line_number(context && options.line_numbers)
         .before_context(if context { options.before } else { 0 })
         .after_context(if context { options.after } else { 0 })
         .multi_line(options.multiline)
@@ -379,7 +382,7 @@ fn search_file(
         options,
         path_text: None,
         path,
-        lines: Vec::new(),
+        text: String::new(),
         count: 0,
         binary: false,
     };
@@ -395,7 +398,7 @@ fn search_file(
     };
     Some(FileHits {
         path: path.to_path_buf(),
-        lines: sink.lines,
+        text: sink.text,
         count: sink.count,
         modified,
     })
@@ -407,7 +410,7 @@ struct Collect<'a> {
     path: &'a Path,
     /// The path as text, made on the first line that needs it.
     path_text: Option<String>,
-    lines: Vec<String>,
+    text: String,
     count: u64,
     binary: bool,
 }
@@ -417,12 +420,15 @@ impl Collect<'_> {
         let path = self
             .path_text
             .get_or_insert_with(|| self.path.display().to_string());
-        let text = display_line(bytes);
-        let line = match (self.options.line_numbers, line_number) {
-            (true, Some(n)) => format!("{path}{separator}{n}{separator}{text}"),
-            _ => format!("{path}{separator}{text}"),
-        };
-        self.lines.push(line);
+        let out = &mut self.text;
+        out.push_str(path);
+        out.push(separator);
+        if let (true, Some(n)) = (self.options.line_numbers, line_number) {
+            out.push_str(&n.to_string());
+            out.push(separator);
+        }
+        push_display_line(out, bytes);
+        out.push('\n');
     }
 }
 
@@ -459,7 +465,7 @@ impl Sink for Collect<'_> {
 
     fn context_break(&mut self, _searcher: &Searcher) -> Result<bool, Self::Error> {
         if self.options.mode == Mode::Content {
-            self.lines.push("--".to_string());
+            self.text.push_str("--\n");
         }
         Ok(true)
     }
@@ -470,20 +476,24 @@ impl Sink for Collect<'_> {
     }
 }
 
-/// A line without its terminator, invalid UTF-8 replaced, cut at [`MAX_LINE_CHARS`].
-fn display_line(bytes: &[u8]) -> String {
+/// Appends a line without its terminator, invalid UTF-8 replaced, cut at
+/// [`MAX_LINE_CHARS`].
+fn push_display_line(out: &mut String, bytes: &[u8]) {
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     let text = String::from_utf8_lossy(bytes);
+    // Byte length bounds the character count, so most lines skip the count.
     if text.len() <= MAX_LINE_CHARS {
-        return text.into_owned();
+        out.push_str(&text);
+        return;
     }
     let total = text.chars().count();
     if total <= MAX_LINE_CHARS {
-        return text.into_owned();
+        out.push_str(&text);
+        return;
     }
-    let cut: String = text.chars().take(MAX_LINE_CHARS).collect();
-    format!("{cut}... [{} more characters]", total - MAX_LINE_CHARS)
+    out.extend(text.chars().take(MAX_LINE_CHARS));
+    out.push_str(&format!("... [{} more characters]", total - MAX_LINE_CHARS));
 }
 
 /// Applies offset and head_limit to `entries` and says what was left out.
@@ -546,25 +556,34 @@ fn render(options: &Options, hits: Vec<FileHits>) -> ToolOutput {
             let filenames: Vec<String> =
                 hits.iter().map(|h| h.path.display().to_string()).collect();
             let separate = options.has_context();
-            let mut lines = Vec::new();
+            let mut all = String::with_capacity(hits.iter().map(|h| h.text.len() + 3).sum());
             for (i, file) in hits.into_iter().enumerate() {
                 if separate && i > 0 {
-                    lines.push("--".to_string());
+                    all.push_str("--\n");
                 }
-                lines.extend(file.lines);
+                all.push_str(&file.text);
             }
-            let (shown, note) = page(lines, options, "lines");
-            let mut content = shown.join("\n");
-            if let Some(note) = note {
-                content.push_str(&format!("\n{note}"));
-            }
+            let (content, num_lines) = if options.offset == 0 && options.head_limit.is_none() {
+                let num_lines = all.bytes().filter(|&b| b == b'\n').count();
+                all.pop();
+                (all, num_lines)
+            } else {
+                let lines: Vec<&str> = all.lines().collect();
+                let (shown, note) = page(lines, options, "lines");
+                let mut content = shown.join("\n");
+                if let Some(note) = note {
+                    content.push_str(&format!("\n{note}"));
+                }
+                (content, shown.len())
+            };
             ToolOutput {
                 structured: Some(json!({
                     "mode": mode_name,
                     "numFiles": num_files,
                     "filenames": filenames,
-                    "content": content,
-                    "numLines": shown.len(),
+                    // A copy for display; the model's copy is cut and spilled by the registry.
+                    "content": clip(&content, MAX_OUTPUT_CHARS),
+                    "numLines": num_lines,
                 })),
                 content,
             }
@@ -620,6 +639,11 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut() {
+        let display_line = |bytes: &[u8]| {
+            let mut out = String::new();
+            push_display_line(&mut out, bytes);
+            out
+        };
         let line = format!("{}\n", "x".repeat(600));
         let shown = display_line(line.as_bytes());
         assert!(shown.starts_with(&"x".repeat(500)));

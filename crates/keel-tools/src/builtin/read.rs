@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::common::{blocking, not_found, numbered, optional_u64, required_str};
-use crate::{Tool, ToolContext, ToolError, ToolOutput};
+use crate::{FileStamp, Tool, ToolContext, ToolError, ToolOutput};
 
 /// Lines shown when the model gives no `limit`.
 const DEFAULT_LIMIT: usize = 2000;
@@ -75,21 +75,22 @@ impl Tool for Read {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let ctx = ctx.clone();
         blocking(move || {
-            let output = read_window(&path, &ctx.current_dir(), offset, limit)?;
-            ctx.record_read(&path);
+            let (output, stamp) = read_window(&path, &ctx.current_dir(), offset, limit)?;
+            ctx.record_read_as(&path, stamp);
             Ok(output)
         })
         .await
     }
 }
 
-/// Reads lines `offset..offset+limit` (1-based) of `path` and formats them for the model.
+/// Reads lines `offset..offset+limit` (1-based) of `path` and formats them for the model;
+/// also returns the file's stamp from before the read.
 fn read_window(
     path: &Path,
     cwd: &Path,
     offset: usize,
     limit: usize,
-) -> Result<ToolOutput, ToolError> {
+) -> Result<(ToolOutput, FileStamp), ToolError> {
     let io_error = |source| ToolError::Io {
         path: path.to_path_buf(),
         source,
@@ -106,6 +107,17 @@ fn read_window(
             path.display()
         )));
     }
+    if !meta.is_file() {
+        // Opening a FIFO would block forever; devices and sockets are not files to show.
+        return Err(ToolError::InvalidInput(format!(
+            "{} is not a regular file (it is a device, pipe or socket), so Read cannot show \
+             it. Use Bash if you need to inspect it.",
+            path.display()
+        )));
+    }
+    let stamp = FileStamp {
+        modified: meta.modified().ok(),
+    };
     let mut file = File::open(path).map_err(io_error)?;
     let mut sniff = Vec::with_capacity(SNIFF_BYTES);
     file.by_ref()
@@ -145,10 +157,11 @@ fn read_window(
 
     let display = path.display().to_string();
     if total_lines == 0 {
-        return Ok(ToolOutput {
+        let output = ToolOutput {
             content: format!("(The file {display} exists but is empty.)"),
             structured: Some(file_json(&display, "", 0, 1, 0)),
-        });
+        };
+        return Ok((output, stamp));
     }
     if offset > total_lines {
         return Err(ToolError::InvalidInput(format!(
@@ -178,10 +191,11 @@ fn read_window(
         offset,
         total_lines,
     );
-    Ok(ToolOutput {
+    let output = ToolOutput {
         content,
         structured: Some(structured),
-    })
+    };
+    Ok((output, stamp))
 }
 
 fn file_json(
@@ -302,7 +316,7 @@ fn looks_binary(sniff: &[u8]) -> bool {
 
 #[cfg(test)]
 fn read(path: &Path, offset: usize, limit: usize) -> Result<ToolOutput, ToolError> {
-    read_window(path, Path::new("/"), offset, limit)
+    read_window(path, Path::new("/"), offset, limit).map(|(output, _)| output)
 }
 
 #[cfg(test)]
