@@ -39,7 +39,7 @@ use globset::GlobSet;
 use serde_json::json;
 
 use crate::mode::PermissionMode;
-use crate::paths::{is_protected, resolve, resolve_path, within};
+use crate::paths::{self, is_protected, resolve, resolve_path, within};
 use crate::rules::{self, Rule, RuleList, RuleParseError, RuleProblem, RuleSource, Specifier};
 use crate::safe_commands::{is_read_only, side_effect_option};
 use crate::shell::{self, Analysis, RedirectKind, Role, SimpleCommand, Word};
@@ -94,12 +94,126 @@ struct Facts {
     bad_url: Option<String>,
 }
 
-/// A file a Bash command reads or writes through a redirection.
+/// The token forms of one simple command, computed once per decision.
+struct Subjects {
+    /// The words.
+    words: Vec<Tok>,
+    /// The assignments and the words.
+    full: Vec<Tok>,
+}
+
+fn subjects(analysis: &Analysis) -> Vec<Subjects> {
+    analysis
+        .commands
+        .iter()
+        .map(|c| Subjects {
+            words: c.subject(),
+            full: c.full_subject(),
+        })
+        .collect()
+}
+
+/// A file a Bash command reads or writes, through a redirection or as an operand of a
+/// program known to read or write its operands.
 struct ShellTarget {
     kind: RedirectKind,
     shown: String,
     /// `None` when keel cannot resolve it before the command runs.
     path: Option<PathBuf>,
+    /// From a redirection (which needs Edit permission) rather than an operand (which only
+    /// deny and ask rules look at; the program itself needs allowing anyway).
+    redirect: bool,
+}
+
+/// Programs whose operands are files they read: Read deny and ask rules apply to them, so
+/// `cat .env` is stopped by `Read(.env)` like the Read tool is. (`grep`'s pattern is checked
+/// as if it were a path too; a false match only means a denial or a question.)
+const FILE_READERS: &[&str] = &[
+    "cat",
+    "head",
+    "tail",
+    "wc",
+    "grep",
+    "egrep",
+    "fgrep",
+    "rg",
+    "diff",
+    "cmp",
+    "stat",
+    "file",
+    "sort",
+    "uniq",
+    "cut",
+    "nl",
+    "jq",
+    "sed",
+    "less",
+    "more",
+    "strings",
+    "xxd",
+    "od",
+    "hexdump",
+    "base64",
+    "md5sum",
+    "sha1sum",
+    "sha256sum",
+    "sha512sum",
+    "tac",
+    "column",
+    "ls",
+    "tree",
+    "find",
+    "awk",
+    "source",
+    ".",
+    "bat",
+];
+
+/// Programs that change every file operand: Edit deny and ask rules apply to them.
+const FILE_WRITERS: &[&str] = &[
+    "rm", "rmdir", "touch", "mkdir", "mv", "tee", "truncate", "shred", "unlink", "chmod", "chown",
+];
+
+/// Programs that change their last operand.
+const LAST_OPERAND_WRITERS: &[&str] = &["cp", "ln", "install", "rsync", "scp"];
+
+/// The operands of `c` that are files it reads or writes, as words; `None` stands for the
+/// arguments `xargs` or `find … {} +` add, which keel cannot see.
+fn file_operands(c: &SimpleCommand) -> Vec<(RedirectKind, Option<&Word>)> {
+    let Some(program) = c.program() else {
+        return Vec::new();
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    let mut operands: Vec<&Word> = Vec::new();
+    let mut options_done = false;
+    for word in c.words.iter().skip(1) {
+        match word.as_literal() {
+            Some("--") if !options_done => options_done = true,
+            Some(arg) if !options_done && arg.starts_with('-') && arg.len() > 1 => {}
+            _ => operands.push(word),
+        }
+    }
+    let kind = if FILE_READERS.contains(&program) {
+        RedirectKind::Read
+    } else if FILE_WRITERS.contains(&program) {
+        RedirectKind::Write
+    } else if LAST_OPERAND_WRITERS.contains(&program) {
+        if c.extra_args {
+            return vec![(RedirectKind::Write, None)];
+        }
+        return operands
+            .last()
+            .map(|w| vec![(RedirectKind::Write, Some(*w))])
+            .unwrap_or_default();
+    } else {
+        return Vec::new();
+    };
+    let mut out: Vec<(RedirectKind, Option<&Word>)> =
+        operands.into_iter().map(|w| (kind, Some(w))).collect();
+    if c.extra_args {
+        out.push((kind, None));
+    }
+    out
 }
 
 impl Policy {
@@ -261,6 +375,10 @@ impl Policy {
             _ => json!({}),
         };
         Ok(self.decide(&ToolCall::new(name, &input, cwd)))
+    }
+
+    fn has_rule(&self, list: RuleList, text: &str) -> bool {
+        Rule::parse(text).is_ok_and(|rule| self.indexed(list).any(|(_, r)| r.rule == rule))
     }
 
     fn rule_ref(&self, index: usize) -> RuleRef {
@@ -495,7 +613,10 @@ impl Policy {
                     && is_protected(path)
                     && allow_rule.is_none()
                 {
-                    return Verdict::new(Decision::Ask, Reason::ProtectedPath { path: path.clone() });
+                    return Verdict::new(
+                        Decision::Ask,
+                        Reason::ProtectedPath { path: path.clone() },
+                    );
                 }
                 return Verdict::new(Decision::Allow, Reason::Bypass);
             }
@@ -504,10 +625,7 @@ impl Policy {
         if let Some(i) = allow_rule {
             return self.rule_verdict(i, shown);
         }
-        let inside = facts
-            .path
-            .as_deref()
-            .map(|p| within(p, &self.working_dirs));
+        let inside = facts.path.as_deref().map(|p| within(p, &self.working_dirs));
         match (kind, facts.path) {
             (ToolKind::Read, Some(path)) => {
                 if inside == Some(true) {
@@ -604,46 +722,61 @@ impl Policy {
             );
         };
         let analysis = shell::analyze(command);
+        let subjects = subjects(&analysis);
         let globs = self.globs_for(cwd);
         let targets = self.shell_targets(&analysis, cwd);
 
         // 1. Deny, 2. ask: any simple command or redirection target.
         for list in [RuleList::Deny, RuleList::Ask] {
-            if let Some(v) = self.shell_rule_hit(list, &analysis, &targets, &globs) {
+            if let Some(v) = self.shell_rule_hit(list, &analysis, &subjects, &targets, &globs) {
                 return v;
             }
         }
-        if let Some(v) = self.shell_possible_hit(&analysis, &targets) {
+        if let Some(v) = self.shell_possible_hit(&analysis, &subjects, &targets) {
             return v;
         }
 
         // 3. Plan mode: only read-only commands and no writes.
         if self.mode == PermissionMode::Plan {
+            let allowances = self.allowances(&analysis, &subjects, cwd, &globs, false);
             let read_only = analysis.uncertain.is_empty()
                 && analysis.assignments.iter().all(|a| a.is_harmless())
-                && !targets.iter().any(|t| t.kind == RedirectKind::Write)
-                && self
-                    .allowances(&analysis, cwd, &globs, false)
+                && !targets
                     .iter()
-                    .all(Result::is_ok);
+                    .any(|t| t.redirect && t.kind == RedirectKind::Write)
+                && allowances.iter().all(Result::is_ok);
             return if read_only {
-                let parts = self.allowed_parts(&analysis, cwd, &globs, false);
+                let parts = allowed_parts(&analysis, allowances);
                 Verdict::new(Decision::Allow, Reason::ShellAllowed { parts })
             } else {
                 Verdict::new(
                     Decision::Deny,
                     Reason::PlanMode {
-                        tool: call.tool_name.to_string(),
+                        tool: format!("{}({})", call.tool_name, shorten(command, 80)),
                     },
                 )
             };
         }
 
-        // 4. Bypass: everything but protected or unknown write targets.
+        let has_bash_guards = self
+            .rules
+            .iter()
+            .any(|r| r.list != RuleList::Allow && r.rule.applies_to_tool("Bash"));
+
+        // 4. Bypass: everything but protected or unknown write targets — and, when Bash
+        // deny or ask rules exist, commands keel could not fully read (they might hide one).
         if self.mode == PermissionMode::BypassPermissions {
+            if has_bash_guards && let Some(why) = analysis.uncertainty() {
+                return Verdict::new(
+                    Decision::Ask,
+                    Reason::Uncertain {
+                        why: why.to_string(),
+                    },
+                );
+            }
             for t in targets.iter().filter(|t| t.kind == RedirectKind::Write) {
                 match &t.path {
-                    None => {
+                    None if t.redirect => {
                         return Verdict::new(
                             Decision::Ask,
                             Reason::UnknownTarget {
@@ -651,10 +784,15 @@ impl Policy {
                             },
                         );
                     }
-                    Some(path) if is_protected(path) && !self.edit_allowed_by_rule(path, &globs) => {
-                        return Verdict::new(Decision::Ask, Reason::ProtectedPath { path: path.clone() });
+                    Some(path)
+                        if is_protected(path) && !self.edit_allowed_by_rule(path, &globs) =>
+                    {
+                        return Verdict::new(
+                            Decision::Ask,
+                            Reason::ProtectedPath { path: path.clone() },
+                        );
                     }
-                    Some(_) => {}
+                    _ => {}
                 }
             }
             return Verdict::new(Decision::Allow, Reason::Bypass);
@@ -665,9 +803,6 @@ impl Policy {
             .indexed(RuleList::Allow)
             .find(|(_, r)| r.rule.applies_to_tool("Bash") && r.rule.is_whole_tool())
             .map(|(i, _)| i);
-        let has_bash_guards = self.rules.iter().any(|r| {
-            r.list != RuleList::Allow && r.rule.applies_to_tool("Bash")
-        });
         let trust_all = allow_all.is_some() && !has_bash_guards;
         if !trust_all {
             if let Some(why) = analysis.uncertainty() {
@@ -694,12 +829,20 @@ impl Policy {
                 by: AllowedBy::Rule(self.rule_ref(rule)),
             });
         } else {
-            let allowances = self.allowances(&analysis, cwd, &globs, true);
-            if let Some((i, why)) = allowances
+            let allowances = self.allowances(&analysis, &subjects, cwd, &globs, true);
+            // Report the most telling failure: a hazard, then a command no rule covers, then
+            // an option in a rule's wildcard part.
+            let severity = |why: &NotAllowed| match why {
+                NotAllowed::Hazard(_) => 0,
+                NotAllowed::NoRule => 1,
+                NotAllowed::SideEffect { .. } => 2,
+            };
+            let worst = allowances
                 .iter()
                 .enumerate()
-                .find_map(|(i, a)| a.as_ref().err().map(|why| (i, why.clone())))
-            {
+                .filter_map(|(i, a)| a.as_ref().err().map(|why| (i, why.clone())))
+                .min_by_key(|(i, why)| (severity(why), *i));
+            if let Some((i, why)) = worst {
                 let mut v = Verdict::new(
                     Decision::Ask,
                     Reason::CommandNotAllowed {
@@ -708,18 +851,27 @@ impl Policy {
                     },
                 );
                 for (c, a) in analysis.commands.iter().zip(&allowances) {
-                    if let Err(NotAllowed::NoRule | NotAllowed::SideEffect { .. }) = a
-                        && let Some(s) = suggest_rule(c)
+                    let suggestion = match a {
+                        Err(NotAllowed::NoRule) => suggest_rule(c),
+                        // The prefix rule already exists; only the exact command would do.
+                        Err(NotAllowed::SideEffect { known: true, .. }) => exact_rule(c),
+                        _ => None,
+                    };
+                    if let Some(s) = suggestion
                         && !v.suggestions.contains(&s)
+                        && !self.has_rule(RuleList::Allow, &s)
                     {
                         v.suggestions.push(s);
                     }
                 }
                 return v;
             }
-            parts = self.allowed_parts(&analysis, cwd, &globs, true);
+            parts = allowed_parts(&analysis, allowances);
         }
-        for t in targets.iter().filter(|t| t.kind == RedirectKind::Write) {
+        for t in targets
+            .iter()
+            .filter(|t| t.redirect && t.kind == RedirectKind::Write)
+        {
             let Some(path) = &t.path else {
                 return Verdict::new(
                     Decision::Ask,
@@ -750,28 +902,72 @@ impl Policy {
         Verdict::new(Decision::Allow, Reason::ShellAllowed { parts })
     }
 
+    /// The files a word names: one resolved path, the matches of a glob, or `None` (one
+    /// unknown target) when only the shell can tell.
+    fn locate(&self, word: &Word, changes_directory: bool, cwd: &Path) -> Vec<Option<PathBuf>> {
+        let Some(text) = word.as_literal() else {
+            return vec![None];
+        };
+        if changes_directory && !text.starts_with('/') && !text.starts_with('~') {
+            return vec![None];
+        }
+        if word.has_glob() {
+            return match paths::expand_glob(text, cwd, &self.home) {
+                Some(paths) => paths.into_iter().map(Some).collect(),
+                None => vec![None],
+            };
+        }
+        vec![Some(resolve(text, cwd, &self.home))]
+    }
+
     fn shell_targets(&self, analysis: &Analysis, cwd: &Path) -> Vec<ShellTarget> {
-        analysis
+        let mut targets: Vec<ShellTarget> = Vec::new();
+        for r in analysis
             .redirects
             .iter()
             .filter(|r| r.kind != RedirectKind::Other)
-            .map(|r| {
-                let shown = r.target.display();
-                let path = r
-                    .target
-                    .as_literal()
-                    .filter(|_| !r.target.has_glob())
-                    .filter(|t| {
-                        !analysis.changes_directory || t.starts_with('/') || t.starts_with('~')
-                    })
-                    .map(|t| resolve(t, cwd, &self.home));
-                ShellTarget {
+        {
+            // A redirect to a glob writes one file only if the glob matches exactly one
+            // (bash refuses otherwise), so any match is a candidate.
+            for path in self.locate(&r.target, analysis.changes_directory, cwd) {
+                targets.push(ShellTarget {
                     kind: r.kind,
-                    shown,
+                    shown: r.target.display(),
                     path,
+                    redirect: true,
+                });
+            }
+        }
+        // Operands only matter to deny and ask rules about files; skip the file-system
+        // work when there are none.
+        let file_guards = self.rules.iter().any(|r| {
+            r.list != RuleList::Allow
+                && (r.rule.applies_to_tool("Read") || r.rule.applies_to_tool("Write"))
+        });
+        if file_guards || self.mode == PermissionMode::BypassPermissions {
+            for c in &analysis.commands {
+                for (kind, word) in file_operands(c) {
+                    let Some(word) = word else {
+                        targets.push(ShellTarget {
+                            kind,
+                            shown: c.text.clone(),
+                            path: None,
+                            redirect: false,
+                        });
+                        continue;
+                    };
+                    for path in self.locate(word, analysis.changes_directory, cwd) {
+                        targets.push(ShellTarget {
+                            kind,
+                            shown: word.display(),
+                            path,
+                            redirect: false,
+                        });
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        targets
     }
 
     fn edit_allowed_by_rule(&self, path: &Path, globs: &[Option<GlobSet>]) -> bool {
@@ -785,6 +981,7 @@ impl Policy {
         &self,
         list: RuleList,
         analysis: &Analysis,
+        subjects: &[Subjects],
         targets: &[ShellTarget],
         globs: &[Option<GlobSet>],
     ) -> Option<Verdict> {
@@ -793,9 +990,9 @@ impl Policy {
                 match r.rule.specifier() {
                     None => return Some(self.rule_verdict(i, None)),
                     Some(Specifier::Command(pattern)) => {
-                        for c in &analysis.commands {
-                            if pattern.matches(&c.subject(), Mode::Strict)
-                                || pattern.matches(&c.full_subject(), Mode::Strict)
+                        for (c, s) in analysis.commands.iter().zip(subjects) {
+                            if pattern.matches(&s.words, Mode::Strict)
+                                || pattern.matches(&s.full, Mode::Strict)
                             {
                                 return Some(self.rule_verdict(i, Some(c.text.clone())));
                             }
@@ -820,15 +1017,20 @@ impl Policy {
 
     /// A deny or ask rule that a command might match once its run-time parts are known, or
     /// that an unresolvable redirection target might hit: the call then needs approval.
-    fn shell_possible_hit(&self, analysis: &Analysis, targets: &[ShellTarget]) -> Option<Verdict> {
+    fn shell_possible_hit(
+        &self,
+        analysis: &Analysis,
+        subjects: &[Subjects],
+        targets: &[ShellTarget],
+    ) -> Option<Verdict> {
         for list in [RuleList::Deny, RuleList::Ask] {
             for (i, r) in self.indexed(list) {
                 if let Some(Specifier::Command(pattern)) = r.rule.specifier()
                     && r.rule.applies_to_tool("Bash")
                 {
-                    for c in &analysis.commands {
-                        if pattern.matches(&c.subject(), Mode::Lenient)
-                            || pattern.matches(&c.full_subject(), Mode::Lenient)
+                    for (c, s) in analysis.commands.iter().zip(subjects) {
+                        if pattern.matches(&s.words, Mode::Lenient)
+                            || pattern.matches(&s.full, Mode::Lenient)
                         {
                             return Some(Verdict::new(
                                 Decision::Ask,
@@ -849,9 +1051,8 @@ impl Policy {
                     if file_rule && r.rule.applies_to_tool(tool) {
                         return Some(Verdict::new(
                             Decision::Ask,
-                            Reason::MightMatchRule {
-                                rule: self.rule_ref(i),
-                                command: t.shown.clone(),
+                            Reason::UnknownTarget {
+                                target: t.shown.clone(),
                             },
                         ));
                     }
@@ -866,6 +1067,7 @@ impl Policy {
     fn allowances(
         &self,
         analysis: &Analysis,
+        subjects: &[Subjects],
         cwd: &Path,
         globs: &[Option<GlobSet>],
         use_rules: bool,
@@ -893,8 +1095,8 @@ impl Policy {
             }
             let mut side_effect = None;
             if use_rules {
-                let subject = c.subject();
-                let full = c.full_subject();
+                let subject = &subjects[idx].words;
+                let full = &subjects[idx].full;
                 for (i, r) in self.indexed(RuleList::Allow) {
                     let Some(Specifier::Command(pattern)) = r.rule.specifier() else {
                         continue;
@@ -902,18 +1104,19 @@ impl Policy {
                     if !r.rule.applies_to_tool("Bash") {
                         continue;
                     }
-                    let hit = pattern.matches(&full, Mode::Strict)
-                        || (c.hazard.is_none() && pattern.matches(&subject, Mode::Strict));
+                    let hit = pattern.matches(full, Mode::Strict)
+                        || (c.hazard.is_none() && pattern.matches(subject, Mode::Strict));
                     if !hit {
                         continue;
                     }
                     if pattern.kind() != rules::CommandPatternKind::Exact
-                        && let Some(option) = side_effect_option(&c.words)
-                        && !pattern.text().contains(option.as_str())
+                        && let Some(effect) = side_effect_option(&c.words)
+                        && !names_option(pattern.text(), &effect.text)
                     {
                         side_effect.get_or_insert(NotAllowed::SideEffect {
                             rule: self.rule_ref(i),
-                            option,
+                            option: effect.text,
+                            known: effect.known,
                         });
                         continue;
                     }
@@ -943,26 +1146,6 @@ impl Policy {
             }
         }
         out
-    }
-
-    fn allowed_parts(
-        &self,
-        analysis: &Analysis,
-        cwd: &Path,
-        globs: &[Option<GlobSet>],
-        use_rules: bool,
-    ) -> Vec<AllowedPart> {
-        analysis
-            .commands
-            .iter()
-            .zip(self.allowances(analysis, cwd, globs, use_rules))
-            .filter_map(|(c, a)| {
-                a.ok().map(|by| AllowedPart {
-                    command: c.text.clone(),
-                    by,
-                })
-            })
-            .collect()
     }
 
     /// acceptEdits: `mkdir`, `touch`, `cp`, `mv` with plain options and every path inside
@@ -1051,6 +1234,34 @@ impl Policy {
     }
 }
 
+/// Whether a rule's text names `option` (`--output` for `--output=/tmp/x`) as a word of its
+/// own, so the user chose to allow it.
+fn names_option(rule_text: &str, option: &str) -> bool {
+    let name = option.split('=').next().unwrap_or(option);
+    rule_text
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(":*"))
+        .any(|w| w == name || w.starts_with(&format!("{name}=")))
+}
+
+/// The allowed parts of a command, for [`Reason::ShellAllowed`].
+fn allowed_parts(
+    analysis: &Analysis,
+    allowances: Vec<Result<AllowedBy, NotAllowed>>,
+) -> Vec<AllowedPart> {
+    analysis
+        .commands
+        .iter()
+        .zip(allowances)
+        .filter_map(|(c, a)| {
+            a.ok().map(|by| AllowedPart {
+                command: c.text.clone(),
+                by,
+            })
+        })
+        .collect()
+}
+
 /// The non-glob leading directories of a glob pattern (`/etc/**/*.conf` → `/etc`).
 fn glob_base(pattern: &str) -> String {
     let mut base = Vec::new();
@@ -1070,9 +1281,38 @@ fn glob_base(pattern: &str) -> String {
 
 /// Programs whose second word is a subcommand worth keeping in a suggested rule.
 const SUBCOMMAND_PROGRAMS: &[&str] = &[
-    "git", "cargo", "npm", "pnpm", "yarn", "bun", "deno", "go", "docker", "podman", "kubectl",
-    "helm", "pip", "pip3", "uv", "poetry", "rustup", "brew", "apt", "apt-get", "gh", "make",
-    "just", "dotnet", "mvn", "gradle", "bundle", "rails", "rake", "mix", "terraform", "npx",
+    "git",
+    "cargo",
+    "npm",
+    "pnpm",
+    "yarn",
+    "bun",
+    "deno",
+    "go",
+    "docker",
+    "podman",
+    "kubectl",
+    "helm",
+    "pip",
+    "pip3",
+    "uv",
+    "poetry",
+    "rustup",
+    "brew",
+    "apt",
+    "apt-get",
+    "gh",
+    "make",
+    "just",
+    "dotnet",
+    "mvn",
+    "gradle",
+    "bundle",
+    "rails",
+    "rake",
+    "mix",
+    "terraform",
+    "npx",
 ];
 
 /// Subcommands after which the next word names what to run (`npm run test`).
@@ -1082,28 +1322,26 @@ const RUNNER_SUBCOMMANDS: &[&str] = &["run", "exec", "x", "compose", "run-script
 /// one-off programs, `program subcommand:*` for tools with subcommands (`cargo build:*`,
 /// `npm run test:*`), the exact command when there is nothing after them (`Bash(make)`).
 fn suggest_rule(c: &SimpleCommand) -> Option<String> {
-    let words: Vec<&str> = c
-        .words
-        .iter()
-        .map_while(Word::as_literal)
-        .collect();
+    let words: Vec<&str> = c.words.iter().map_while(Word::as_literal).collect();
     let program = *words.first()?;
     let is_sub = |w: &str| {
         w.chars().next().is_some_and(|ch| ch.is_ascii_lowercase())
-            && w.chars()
-                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '-' | '_' | ':'))
+            && w.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '-' | '_' | ':')
+            })
     };
     let all_static = words.len() == c.words.len() && !c.extra_args;
     let mut n = 1;
-    if SUBCOMMAND_PROGRAMS.contains(&program) {
-        if words.get(1).is_some_and(|w| is_sub(w)) {
-            n = 2;
-            if RUNNER_SUBCOMMANDS.contains(&words[1]) && words.get(2).is_some_and(|w| is_sub(w)) {
-                n = 3;
-            }
+    if SUBCOMMAND_PROGRAMS.contains(&program) && words.get(1).is_some_and(|w| is_sub(w)) {
+        n = 2;
+        if RUNNER_SUBCOMMANDS.contains(&words[1]) && words.get(2).is_some_and(|w| is_sub(w)) {
+            n = 3;
         }
     } else if all_static && c.text.len() <= 120 {
         n = words.len();
+    } else if SUBCOMMAND_PROGRAMS.contains(&program) {
+        // `git -c … diff`: allowing every git command is not a narrow suggestion.
+        return None;
     }
     let text = words[..n]
         .iter()
@@ -1114,6 +1352,30 @@ fn suggest_rule(c: &SimpleCommand) -> Option<String> {
         Some(format!("Bash({text})"))
     } else {
         Some(format!("Bash({text}:*)"))
+    }
+}
+
+/// The exact rule for `c`, when all of it is known before it runs.
+fn exact_rule(c: &SimpleCommand) -> Option<String> {
+    if c.extra_args {
+        return None;
+    }
+    let words: Option<Vec<String>> = c
+        .words
+        .iter()
+        .map(|w| w.as_literal().map(quote_for_rule))
+        .collect();
+    Some(format!("Bash({})", words?.join(" ")))
+}
+
+/// The first `max` characters of `text`, with `…` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() <= max && line.len() == text.len() {
+        line.to_string()
+    } else {
+        let cut: String = line.chars().take(max).collect();
+        format!("{cut}…")
     }
 }
 

@@ -16,7 +16,8 @@
 //! let input = serde_json::json!({ "command": "git diff; rm -rf ~" });
 //! let verdict = policy.decide(&ToolCall::new("Bash", &input, Path::new("/work")));
 //! assert_eq!(verdict.decision, Decision::Ask);
-//! println!("{}", verdict.reason); // No allow rule matches `rm -rf ~` …
+//! // What `keel permissions check` prints and the model sees:
+//! assert!(verdict.reason.to_string().starts_with("No allow rule matches `rm -rf ~`"));
 //! ```
 //!
 //! Hooks and the OS sandbox will live in this crate as well (`hooks`, `sandbox` modules).

@@ -136,6 +136,64 @@ pub fn normalize_lexically(path: &Path) -> PathBuf {
     out
 }
 
+/// Most paths a glob may expand to before keel gives up and treats it as unknown.
+const MAX_GLOB_MATCHES: usize = 4096;
+
+/// Expands an unquoted shell glob (`src/*.rs`, `~/.ssh/id_*`) the way bash does by default
+/// — no `**`, no dot-files unless the pattern component starts with `.` — and resolves each
+/// match. `None` when there are too many matches to check or a component is not a valid
+/// glob; a pattern matching nothing stays itself, as in bash.
+pub fn expand_glob(pattern: &str, cwd: &Path, home: &Path) -> Option<Vec<PathBuf>> {
+    let expanded = expand_tilde(pattern, home);
+    let absolute = if expanded.is_absolute() {
+        expanded
+    } else {
+        cwd.join(expanded)
+    };
+    let mut candidates = vec![PathBuf::new()];
+    for component in absolute.components() {
+        let text = component.as_os_str().to_string_lossy();
+        let is_glob = matches!(component, Component::Normal(_)) && text.contains(['*', '?', '[']);
+        if !is_glob {
+            for c in &mut candidates {
+                c.push(component.as_os_str());
+            }
+            continue;
+        }
+        let matcher = globset::GlobBuilder::new(&text)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .ok()?
+            .compile_matcher();
+        let dot_ok = text.starts_with('.');
+        let mut next = Vec::new();
+        for dir in &candidates {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name_text = name.to_string_lossy();
+                if (!dot_ok && name_text.starts_with('.')) || !matcher.is_match(name_text.as_ref())
+                {
+                    continue;
+                }
+                next.push(dir.join(&name));
+                if next.len() > MAX_GLOB_MATCHES {
+                    return None;
+                }
+            }
+        }
+        if next.is_empty() {
+            // No match: bash passes the pattern on unchanged.
+            return Some(vec![resolve_absolute(&absolute)]);
+        }
+        candidates = next;
+    }
+    Some(candidates.iter().map(|p| resolve_absolute(p)).collect())
+}
+
 /// Whether `path` is one of `dirs` or inside one of them (whole components, both resolved).
 pub fn within(path: &Path, dirs: &[PathBuf]) -> bool {
     dirs.iter().any(|dir| path.starts_with(dir))

@@ -616,7 +616,11 @@ impl PathPattern {
             (false, true) => format!("{base_text}/**/{rest}"),
             (false, false) => format!("{base_text}/{rest}"),
         };
-        let stem = if stem.is_empty() { "/".to_string() } else { stem };
+        let stem = if stem.is_empty() {
+            "/".to_string()
+        } else {
+            stem
+        };
         let mut builder = GlobSetBuilder::new();
         for glob in [stem.clone(), format!("{}/**", stem.trim_end_matches('/'))] {
             builder.add(
@@ -691,10 +695,7 @@ mod tests {
 
     #[test]
     fn url_hosts() {
-        assert_eq!(
-            url_host("https://Docs.Rs/x?y").as_deref(),
-            Some("docs.rs")
-        );
+        assert_eq!(url_host("https://Docs.Rs/x?y").as_deref(), Some("docs.rs"));
         assert_eq!(
             url_host("http://user@example.com:8080/").as_deref(),
             Some("example.com")

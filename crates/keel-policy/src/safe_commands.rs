@@ -15,8 +15,8 @@ use crate::shell::Word;
 const ANY_ARGS: &[&str] = &[
     "ls", "pwd", "cat", "head", "tail", "wc", "echo", "true", "false", "which", "type", "stat",
     "du", "df", "whoami", "id", "basename", "dirname", "realpath", "readlink", "diff", "cmp",
-    "grep", "egrep", "fgrep", "cut", "tr", "nl", "seq", "column", "jq", "uname", ":", "test",
-    "[", "printenv", "cd", "pushd", "popd",
+    "grep", "egrep", "fgrep", "cut", "tr", "nl", "seq", "column", "jq", "uname", ":", "test", "[",
+    "printenv", "cd", "pushd", "popd",
 ];
 
 /// Whether `words` (a simple command's argv) only reads. `extra_args` means the command gets
@@ -43,9 +43,14 @@ pub fn is_read_only(words: &[Word], extra_args: bool) -> bool {
         return false;
     };
     match program {
-        "printf" => !args.iter().take_while(|a| **a != "--").any(|a| a.starts_with("-v")),
+        "printf" => !args
+            .iter()
+            .take_while(|a| **a != "--")
+            .any(|a| a.starts_with("-v")),
         "date" => date_read_only(&args),
-        "file" => !args.iter().any(|a| *a == "-C" || a.starts_with("--compile")),
+        "file" => !args
+            .iter()
+            .any(|a| *a == "-C" || a.starts_with("--compile")),
         "tree" => !args.iter().any(|a| a.starts_with("-o") || *a == "-R"),
         "sort" => !args.iter().any(|a| sort_writes(a)),
         "uniq" => uniq_operands(&args) <= 1,
@@ -280,8 +285,15 @@ pub(crate) fn sed_read_only(args: &[&str]) -> SedCheck {
                 },
                 None if matches!(
                     long,
-                    "quiet" | "silent" | "regexp-extended" | "separate" | "unbuffered"
-                        | "null-data" | "posix" | "debug" | "sandbox"
+                    "quiet"
+                        | "silent"
+                        | "regexp-extended"
+                        | "separate"
+                        | "unbuffered"
+                        | "null-data"
+                        | "posix"
+                        | "debug"
+                        | "sandbox"
                 ) => {}
                 _ => return SedCheck::Unknown,
             }
@@ -433,7 +445,9 @@ fn sed_script(script: &str) -> SedCheck {
                         match chars[i] {
                             'g' | 'p' | 'i' | 'I' | 'm' | 'M' | ' ' => {}
                             c if c.is_ascii_digit() => {}
-                            'w' | 'e' => return SedCheck::Writes(format!("the s///{} flag", chars[i])),
+                            'w' | 'e' => {
+                                return SedCheck::Writes(format!("the s///{} flag", chars[i]));
+                            }
                             _ => return SedCheck::Unknown,
                         }
                         i += 1;
@@ -448,12 +462,21 @@ fn sed_script(script: &str) -> SedCheck {
     }
 }
 
+/// An argument that makes a program write or run something, or might.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SideEffect {
+    /// The argument (or `sed` command) as written.
+    pub text: String,
+    /// `false` for a run-time argument that could turn out to be such an option.
+    pub known: bool,
+}
+
 /// For a command allowed by a prefix or wildcard rule: an argument in the part the wildcard
 /// matched that turns a usually read-only program into one that writes files or runs other
 /// programs (`git diff --output=…`, `find -delete`, `sort -o`, `sed -i`, `rg --pre`,
 /// `tree -o`), or a run-time argument that could be one. Such a command is only allowed by a
 /// rule that names the option itself (or an exact rule).
-pub(crate) fn side_effect_option(words: &[Word]) -> Option<String> {
+pub(crate) fn side_effect_option(words: &[Word]) -> Option<SideEffect> {
     let program = words.first()?.as_literal()?;
     let program = program.rsplit('/').next().unwrap_or(program);
     if !matches!(program, "git" | "find" | "sort" | "rg" | "sed" | "tree") {
@@ -463,7 +486,12 @@ pub(crate) fn side_effect_option(words: &[Word]) -> Option<String> {
     for word in &words[1..] {
         match word.as_literal() {
             Some(a) => args.push(a),
-            None => return Some(word.display()),
+            None => {
+                return Some(SideEffect {
+                    text: word.display(),
+                    known: false,
+                });
+            }
         }
     }
     let found = match program {
@@ -497,16 +525,22 @@ pub(crate) fn side_effect_option(words: &[Word]) -> Option<String> {
         "find" => args.iter().copied().find(|a| FIND_WRITES.contains(a)),
         "sort" => args.iter().copied().find(|a| sort_writes(a)),
         "rg" => args.iter().copied().find(|a| a.starts_with("--pre")),
-        "tree" => args.iter().copied().find(|a| a.starts_with("-o") || *a == "-R"),
+        "tree" => args
+            .iter()
+            .copied()
+            .find(|a| a.starts_with("-o") || *a == "-R"),
         "sed" => {
             return match sed_read_only(&args) {
-                SedCheck::Writes(what) => Some(what),
+                SedCheck::Writes(text) => Some(SideEffect { text, known: true }),
                 _ => None,
             };
         }
         _ => None,
     };
-    found.map(str::to_string)
+    found.map(|text| SideEffect {
+        text: text.to_string(),
+        known: true,
+    })
 }
 
 #[cfg(test)]
@@ -521,10 +555,19 @@ mod tests {
     fn sed_scripts() {
         assert_eq!(sed_read_only(&["-n", "1,10p", "f"]), SedCheck::ReadOnly);
         assert_eq!(sed_read_only(&["s/a/b/g"]), SedCheck::ReadOnly);
-        assert_eq!(sed_read_only(&["-e", "s|x|y|", "-e", "/re/d"]), SedCheck::ReadOnly);
+        assert_eq!(
+            sed_read_only(&["-e", "s|x|y|", "-e", "/re/d"]),
+            SedCheck::ReadOnly
+        );
         assert_eq!(sed_read_only(&["$!N;P;D"]), SedCheck::ReadOnly);
-        assert!(matches!(sed_read_only(&["-i", "s/a/b/", "f"]), SedCheck::Writes(_)));
-        assert!(matches!(sed_read_only(&["s/a/b/w out"]), SedCheck::Writes(_)));
+        assert!(matches!(
+            sed_read_only(&["-i", "s/a/b/", "f"]),
+            SedCheck::Writes(_)
+        ));
+        assert!(matches!(
+            sed_read_only(&["s/a/b/w out"]),
+            SedCheck::Writes(_)
+        ));
         assert!(matches!(sed_read_only(&["1e rm x"]), SedCheck::Writes(_)));
         assert!(matches!(sed_read_only(&["w out"]), SedCheck::Writes(_)));
         assert_eq!(sed_read_only(&["-f", "script.sed"]), SedCheck::Unknown);
@@ -574,21 +617,26 @@ mod tests {
 
     #[test]
     fn side_effect_options() {
+        let text = |s: &str| side_effect_option(&words(s)).map(|e| e.text);
         assert_eq!(
-            side_effect_option(&words("git diff --output=/tmp/x")).as_deref(),
+            text("git diff --output=/tmp/x").as_deref(),
             Some("--output=/tmp/x")
         );
-        assert_eq!(side_effect_option(&words("git diff -c")), None);
+        assert_eq!(text("git diff -c"), None);
+        assert_eq!(text("git -c a=b diff").as_deref(), Some("-c"));
+        assert_eq!(text("find . -delete").as_deref(), Some("-delete"));
+        assert_eq!(text("npm run test"), None);
+        let dynamic = vec![
+            Word::literal("git"),
+            Word::literal("diff"),
+            Word::dynamic("$x"),
+        ];
         assert_eq!(
-            side_effect_option(&words("git -c a=b diff")).as_deref(),
-            Some("-c")
+            side_effect_option(&dynamic),
+            Some(SideEffect {
+                text: "$x".to_string(),
+                known: false
+            })
         );
-        assert_eq!(
-            side_effect_option(&words("find . -delete")).as_deref(),
-            Some("-delete")
-        );
-        assert_eq!(side_effect_option(&words("npm run test")), None);
-        let dynamic = vec![Word::literal("git"), Word::literal("diff"), Word::dynamic("$x")];
-        assert_eq!(side_effect_option(&dynamic).as_deref(), Some("$x"));
     }
 }

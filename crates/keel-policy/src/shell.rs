@@ -21,8 +21,6 @@ use crate::wildcard::Tok;
 
 /// Longest command keel analyses; longer ones are uncertain (and so need approval).
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
-/// Deepest syntax nesting keel follows.
-const MAX_NODE_DEPTH: u32 = 400;
 /// How many levels of `sh -c '…'`/`eval` keel parses.
 const MAX_SCRIPT_DEPTH: u8 = 6;
 /// How many wrappers deep keel unwraps (`nice timeout 5 env …`).
@@ -428,14 +426,20 @@ fn analyze_into(src: &str, out: &mut Analysis, launched_by: Option<Launch>, dept
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')
     {
-        out.mark_uncertain(
-            "the command contains control characters (other than tab and newline)",
-        );
+        out.mark_uncertain("the command contains control characters (other than tab and newline)");
     }
     if src.chars().any(is_invisible) {
         out.mark_uncertain(
             "the command contains invisible Unicode characters (zero-width or direction marks)",
         );
+    }
+    if trips_brace_scanner(src) {
+        // Not parsed at all: the grammar's C scanner would read out of bounds.
+        out.mark_uncertain(
+            "the command has `{` followed by a non-ASCII character, which the shell parser \
+             cannot read safely",
+        );
+        return;
     }
     let mut parser = Parser::new();
     if parser
@@ -462,8 +466,74 @@ fn analyze_into(src: &str, out: &mut Analysis, launched_by: Option<Launch>, dept
         launched_by,
         depth,
         by_node: HashMap::new(),
+        quoted: Vec::new(),
     };
     walker.walk(root);
+    let quoted = std::mem::take(&mut walker.quoted);
+    if has_unquoted_escaped_blank(src, &quoted) {
+        out.mark_uncertain(
+            "the command has a backslash before a space or tab outside quotes, which the \
+             parser reads differently from bash",
+        );
+    }
+}
+
+/// Whether `text` has a newline that is not a `\`-newline line continuation.
+fn has_bare_newline(text: &str) -> bool {
+    let mut backslashes = 0usize;
+    for b in text.bytes() {
+        if b == b'\n' && backslashes.is_multiple_of(2) {
+            return true;
+        }
+        backslashes = if b == b'\\' { backslashes + 1 } else { 0 };
+    }
+    false
+}
+
+/// tree-sitter-bash treats an unquoted `\ ` as whitespace, while bash makes it part of a
+/// word; finding one outside the `quoted` byte ranges means keel's reading may be wrong.
+fn has_unquoted_escaped_blank(src: &str, quoted: &[(usize, usize)]) -> bool {
+    let bytes = src.as_bytes();
+    let mut backslashes = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if (b == b' ' || b == b'\t') && !backslashes.is_multiple_of(2) {
+            let at = i - 1;
+            if !quoted.iter().any(|&(start, end)| start <= at && at < end) {
+                return true;
+            }
+        }
+        backslashes = if b == b'\\' { backslashes + 1 } else { 0 };
+    }
+    false
+}
+
+/// tree-sitter-bash 0.25.1's scanner passes the character after `{` (and after `{1..`) to
+/// C's `isdigit`, which reads outside its table for code points above 255 and can crash the
+/// process (tree-sitter-bash issue #337, fix not yet released). Such input is never parsed.
+fn trips_brace_scanner(src: &str) -> bool {
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'{' {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < bytes.len() && bytes[j].is_ascii_digit() {
+            j += 1;
+        }
+        if bytes.get(j) == Some(&b'.') && bytes.get(j + 1) == Some(&b'.') {
+            j += 2;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+        }
+        if bytes.get(j).is_some_and(|b| !b.is_ascii()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Zero-width and bidirectional-control characters, which make a command read differently
@@ -560,22 +630,22 @@ struct Walker<'s, 'o> {
     depth: u8,
     /// Node id of each `command` node → index of its simple command.
     by_node: HashMap<usize, usize>,
+    /// Byte ranges where a backslash is not an unquoted escape (quotes, heredocs, comments).
+    quoted: Vec<(usize, usize)>,
 }
 
 impl Walker<'_, '_> {
     fn text(&self, node: Node<'_>) -> &str {
-        self.src.get(node.start_byte()..node.end_byte()).unwrap_or("")
+        self.src
+            .get(node.start_byte()..node.end_byte())
+            .unwrap_or("")
     }
 
-    /// Visits every node (iteratively, so deep nesting cannot overflow the stack).
+    /// Visits every node, iteratively: a 3000-command `&&` chain nests 3000 deep, and the
+    /// input is capped at [`MAX_COMMAND_BYTES`], so no depth limit is needed.
     fn walk(&mut self, root: Node<'_>) {
-        let mut stack: Vec<(Node<'_>, u32, Owner)> = vec![(root, 0, Owner::None)];
-        while let Some((node, depth, owner)) = stack.pop() {
-            if depth > MAX_NODE_DEPTH {
-                self.out
-                    .mark_uncertain("the command is nested more deeply than keel follows");
-                continue;
-            }
+        let mut stack: Vec<(Node<'_>, Owner)> = vec![(root, Owner::None)];
+        while let Some((node, owner)) = stack.pop() {
             let mut child_owner = Owner::None;
             if node.is_named() || node.is_error() {
                 let kind = node.kind();
@@ -583,6 +653,25 @@ impl Walker<'_, '_> {
                     self.out.mark_uncertain(format!(
                         "keel does not understand the shell construct `{kind}`"
                     ));
+                }
+                if matches!(
+                    kind,
+                    "string"
+                        | "raw_string"
+                        | "ansi_c_string"
+                        | "translated_string"
+                        | "heredoc_body"
+                        | "heredoc_content"
+                        | "comment"
+                ) {
+                    self.quoted.push((node.start_byte(), node.end_byte()));
+                }
+                if kind == "word" && has_bare_newline(self.text(node)) {
+                    // Bash ends an unquoted word at a newline; tree-sitter-bash sometimes
+                    // glues `\n\\rm` onto the word before, hiding a command.
+                    self.out.mark_uncertain(
+                        "the parser read a line break as part of a word, which bash would not",
+                    );
                 }
                 match kind {
                     "command" => {
@@ -622,10 +711,11 @@ impl Walker<'_, '_> {
                     _ => {}
                 }
             }
-            let count = node.child_count();
-            for i in (0..count).rev() {
-                let Some(child) = node.child(i) else { continue };
-                stack.push((child, depth + 1, child_owner));
+            // A cursor, because `Node::child(i)` walks from the first child every time.
+            let mut cursor = node.walk();
+            let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+            for child in children.into_iter().rev() {
+                stack.push((child, child_owner));
             }
         }
     }
@@ -635,9 +725,13 @@ impl Walker<'_, '_> {
         let mut assignments = Vec::new();
         let mut words: Vec<Word> = Vec::new();
         let mut pending_dollar: Option<usize> = None;
-        for i in 0..node.child_count() {
-            let Some(child) = node.child(i) else { continue };
-            match (node.field_name_for_child(i), child.kind()) {
+        let mut cursor = node.walk();
+        let mut more = cursor.goto_first_child();
+        while more {
+            let child = cursor.node();
+            let field = cursor.field_name();
+            more = cursor.goto_next_sibling();
+            match (field, child.kind()) {
                 (Some("name" | "argument"), _) => {
                     if let Some(dollar_end) = pending_dollar.take()
                         && dollar_end == child.start_byte()
@@ -857,14 +951,23 @@ mod tests {
         analyze(cmd)
             .commands
             .iter()
-            .map(|c| c.words.iter().map(Word::display).collect::<Vec<_>>().join(" "))
+            .map(|c| {
+                c.words
+                    .iter()
+                    .map(Word::display)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .collect()
     }
 
     #[test]
     fn finds_commands_everywhere() {
         assert_eq!(programs("git diff; rm -rf x"), ["git diff", "rm -rf x"]);
-        assert_eq!(programs("a && b || c | d |& e & f"), ["a", "b", "c", "d", "e", "f"]);
+        assert_eq!(
+            programs("a && b || c | d |& e & f"),
+            ["a", "b", "c", "d", "e", "f"]
+        );
         assert_eq!(programs("(a); { b; }"), ["a", "b"]);
         assert_eq!(programs("git diff $(rm x)"), ["git diff $(rm x)", "rm x"]);
         assert_eq!(programs("git diff `rm x`"), ["git diff `rm x`", "rm x"]);
@@ -876,9 +979,15 @@ mod tests {
             programs("if a; then b; elif c; then d; else e; fi"),
             ["a", "b", "c", "d", "e"]
         );
-        assert_eq!(programs("for i in 1; do a; done; while b; do c; done"), ["a", "b", "c"]);
+        assert_eq!(
+            programs("for i in 1; do a; done; while b; do c; done"),
+            ["a", "b", "c"]
+        );
         assert_eq!(programs("case x in y) a;; esac"), ["a"]);
-        assert_eq!(programs("echo $(( $(a) + 1 ))"), ["echo $(( $(a) + 1 ))", "a"]);
+        assert_eq!(
+            programs("echo $(( $(a) + 1 ))"),
+            ["echo $(( $(a) + 1 ))", "a"]
+        );
     }
 
     #[test]
@@ -894,8 +1003,14 @@ mod tests {
     #[test]
     fn unwraps_wrappers() {
         assert_eq!(programs("env -i A=1 rm x"), ["env -i A=1 rm x", "rm x"]);
-        assert_eq!(programs("timeout -s KILL 5 rm x"), ["timeout -s KILL 5 rm x", "rm x"]);
-        assert_eq!(programs("nice -n 5 nohup rm x"), ["nice -n 5 nohup rm x", "nohup rm x", "rm x"]);
+        assert_eq!(
+            programs("timeout -s KILL 5 rm x"),
+            ["timeout -s KILL 5 rm x", "rm x"]
+        );
+        assert_eq!(
+            programs("nice -n 5 nohup rm x"),
+            ["nice -n 5 nohup rm x", "nohup rm x", "rm x"]
+        );
         assert_eq!(programs("xargs -0 rm -f"), ["xargs -0 rm -f", "rm -f"]);
         assert_eq!(
             programs("find . -name x -exec rm {} \\;"),
@@ -938,5 +1053,20 @@ mod tests {
         assert!(analyze("echo \u{7}").uncertainty().is_some());
         assert!(analyze("f(){ rm x; }; f").uncertainty().is_some());
         assert!(analyze("git diff && echo ok").uncertainty().is_none());
+        // tree-sitter reads `\ ` as a blank; bash makes it part of a word.
+        assert!(analyze("git diff\n\\ &").uncertainty().is_some());
+        assert!(analyze("echo a\\ b").uncertainty().is_some());
+        // tree-sitter glues `\n\\rm` onto the word before it.
+        assert!(analyze("git diff\n\\rm -rf x").uncertainty().is_some());
+        assert!(analyze("git diff \\\nHEAD").uncertainty().is_none());
+        // Input that would crash tree-sitter-bash's scanner is not parsed.
+        assert!(analyze("{\u{e01ee}").uncertainty().is_some());
+        assert!(analyze("echo {1..\u{31860}").uncertainty().is_some());
+        assert!(analyze("echo {a} é").uncertainty().is_none());
+        assert!(
+            analyze("echo 'a\\ b' \"c\\ d\" \\\\ x")
+                .uncertainty()
+                .is_none()
+        );
     }
 }

@@ -75,7 +75,11 @@ pub struct RuleRef {
 
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the {} rule `{}` (from {})", self.list, self.rule, self.source)
+        write!(
+            f,
+            "the {} rule `{}` (from {})",
+            self.list, self.rule, self.source
+        )
     }
 }
 
@@ -117,6 +121,9 @@ pub enum NotAllowed {
         rule: RuleRef,
         /// The argument.
         option: String,
+        /// `false` when the argument is only known at run time and merely could be such an
+        /// option.
+        known: bool,
     },
 }
 
@@ -293,7 +300,10 @@ impl fmt::Display for Reason {
                 path.display()
             ),
             Reason::Internal { tool } => {
-                write!(f, "`{tool}` only changes keel's own state, so it needs no approval.")
+                write!(
+                    f,
+                    "`{tool}` only changes keel's own state, so it needs no approval."
+                )
             }
             Reason::ReadOnlyTool { tool } => {
                 write!(f, "`{tool}` is declared free of side effects.")
@@ -319,11 +329,25 @@ impl fmt::Display for Reason {
                     "`{command}` needs approval: {hazard}. Only an allow rule naming the whole \
                      command allows it."
                 ),
-                NotAllowed::SideEffect { rule, option } => write!(
+                NotAllowed::SideEffect {
+                    rule,
+                    option,
+                    known: true,
+                } => write!(
                     f,
-                    "{rule} matches `{command}`, but `{option}` can make it write files or run \
-                     other programs, so it needs approval (a rule that names `{option}` allows \
-                     it)."
+                    "{rule} matches `{command}`, but `{option}` makes the program write files or \
+                     run other programs, so it needs approval (a rule that names `{option}` \
+                     allows it)."
+                ),
+                NotAllowed::SideEffect {
+                    rule,
+                    option,
+                    known: false,
+                } => write!(
+                    f,
+                    "{rule} matches `{command}`, but `{option}` is only known when it runs and \
+                     could be an option that makes the program write files or run other \
+                     programs, so it needs approval."
                 ),
             },
             Reason::RedirectWrite { path, outside } => {
@@ -340,11 +364,15 @@ impl fmt::Display for Reason {
             }
             Reason::UnknownTarget { target } => write!(
                 f,
-                "The command redirects to `{target}`, which keel cannot resolve before it runs \
-                 (a variable, a glob, or a relative path after `cd`), so it needs approval."
+                "The command reads or writes `{target}`, which keel cannot resolve before it \
+                 runs (a variable, a substitution, file names from xargs or find, or a relative \
+                 path after `cd`), so it cannot be checked against file rules; it needs approval."
             ),
             Reason::Uncertain { why } => {
-                write!(f, "keel cannot fully analyse this command: {why}. It needs approval.")
+                write!(
+                    f,
+                    "keel cannot fully analyse this command: {why}. It needs approval."
+                )
             }
             Reason::ShellVariable { name } => write!(
                 f,
@@ -365,9 +393,9 @@ impl fmt::Display for Reason {
                  shell start-up or git config file), so writing it needs approval in every mode.",
                 path.display()
             ),
-            Reason::Bypass => f.write_str(
-                "bypassPermissions mode allows everything no deny or ask rule stops.",
-            ),
+            Reason::Bypass => {
+                f.write_str("bypassPermissions mode allows everything no deny or ask rule stops.")
+            }
             Reason::NotPreApproved(inner) => write!(
                 f,
                 "Not pre-approved, and dontAsk mode denies anything that would need approval. \

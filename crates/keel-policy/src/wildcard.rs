@@ -42,6 +42,23 @@ pub(crate) enum Mode {
 
 /// Whether `pat` matches all of `subj`.
 pub(crate) fn matches(pat: &[Pat], subj: &[Tok], mode: Mode) -> bool {
+    // Fast path: most rules fail within the program name. A literal pattern element against
+    // a known subject token leaves no choice, so the common prefix is compared directly and
+    // only the rest (from the first `*` or unknown part) goes to the full algorithm.
+    let mut k = 0;
+    loop {
+        match (pat.get(k), subj.get(k)) {
+            (None, None) => return true,
+            (Some(Pat::Star), _) | (_, Some(Tok::Opaque(_))) => break,
+            (Some(Pat::Lit(a)), Some(Tok::Char(b))) if a == b => k += 1,
+            (Some(Pat::Sep), Some(Tok::Sep)) => k += 1,
+            _ => return false,
+        }
+    }
+    full_match(&pat[k..], &subj[k..], mode)
+}
+
+fn full_match(pat: &[Pat], subj: &[Tok], mode: Mode) -> bool {
     let m = pat.len();
     let n = subj.len();
     let width = n + 1;
@@ -121,8 +138,16 @@ mod tests {
         assert!(matches(&pat("ls *"), &subj("ls -la"), Mode::Strict));
         assert!(!matches(&pat("ls *"), &subj("lsof"), Mode::Strict));
         assert!(matches(&pat("ls*"), &subj("lsof"), Mode::Strict));
-        assert!(matches(&pat("git * main"), &subj("git push origin main"), Mode::Strict));
-        assert!(!matches(&pat("git * main"), &subj("git push origin mainx"), Mode::Strict));
+        assert!(matches(
+            &pat("git * main"),
+            &subj("git push origin main"),
+            Mode::Strict
+        ));
+        assert!(!matches(
+            &pat("git * main"),
+            &subj("git push origin mainx"),
+            Mode::Strict
+        ));
     }
 
     #[test]
@@ -130,8 +155,16 @@ mod tests {
         assert!(!matches(&pat("rm x"), &subj("rm @"), Mode::Strict));
         assert!(matches(&pat("rm *"), &subj("rm @"), Mode::Strict));
         assert!(matches(&pat("rm x"), &subj("rm @"), Mode::Lenient));
-        assert!(matches(&pat("git push *"), &subj("git @ origin"), Mode::Lenient));
-        assert!(!matches(&pat("git push *"), &subj("git @ origin"), Mode::Strict));
+        assert!(matches(
+            &pat("git push *"),
+            &subj("git @ origin"),
+            Mode::Lenient
+        ));
+        assert!(!matches(
+            &pat("git push *"),
+            &subj("git @ origin"),
+            Mode::Strict
+        ));
         // An unknown part spelled out literally in the rule matches strictly.
         assert!(matches(&pat("echo $X"), &subj("echo @"), Mode::Strict));
         // Arguments keel cannot see only match a star.

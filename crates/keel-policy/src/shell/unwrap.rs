@@ -73,12 +73,10 @@ pub(super) fn classify(words: &[Word]) -> Classification {
                 Err(bad) => hazard_only(Hazard::Options(bad)),
             }
         }
-        "builtin" | "nohup" | "coproc" => {
-            match Opts::new("", "", &[], &[]).parse(words) {
-                Ok(parsed) => wrapper(words, parsed.operands, false),
-                Err(bad) => hazard_only(Hazard::Options(bad)),
-            }
-        }
+        "builtin" | "nohup" | "coproc" => match Opts::new("", "", &[], &[]).parse(words) {
+            Ok(parsed) => wrapper(words, parsed.operands, false),
+            Err(bad) => hazard_only(Hazard::Options(bad)),
+        },
         "exec" => simple_wrapper(words, Opts::new("cl", "a", &[], &[])),
         "time" => simple_wrapper(words, Opts::new("p", "", &[], &[])),
         "nice" => simple_wrapper(words, Opts::new("", "n", &[], &["adjustment"]).numeric()),
@@ -87,7 +85,12 @@ pub(super) fn classify(words: &[Word]) -> Classification {
             Opts::new("", "ioe", &[], &["input", "output", "error"]),
         ),
         "ionice" => {
-            let spec = Opts::new("t", "cnpPu", &["ignore"], &["class", "classdata", "pid", "pgid", "uid"]);
+            let spec = Opts::new(
+                "t",
+                "cnpPu",
+                &["ignore"],
+                &["class", "classdata", "pid", "pgid", "uid"],
+            );
             match spec.parse(words) {
                 Ok(parsed) if parsed.has_any("pPu") => Classification::default(),
                 Ok(parsed) => wrapper(words, parsed.operands, false),
@@ -175,7 +178,12 @@ fn wrapper(words: &[Word], start: usize, extra_args: bool) -> Classification {
 }
 
 fn env(words: &[Word]) -> Classification {
-    let spec = Opts::new("i0v", "u", &["ignore-environment", "null", "debug"], &["unset"]);
+    let spec = Opts::new(
+        "i0v",
+        "u",
+        &["ignore-environment", "null", "debug"],
+        &["unset"],
+    );
     let parsed = match spec.parse(words) {
         Ok(parsed) => parsed,
         Err(bad) => return hazard_only(Hazard::Options(bad)),
@@ -425,6 +433,10 @@ fn shell_c(words: &[Word]) -> Classification {
     let mut dash_c = false;
     while let Some(word) = words.get(i) {
         let Some(arg) = word.as_literal() else {
+            if dash_c {
+                // The script itself; reported below.
+                break;
+            }
             return hazard_only(Hazard::ShellCode(
                 "its options are not known before it runs".to_string(),
             ));
@@ -528,7 +540,11 @@ impl Opts {
         let mut i = 1;
         while let Some(word) = words.get(i) {
             let Some(arg) = word.as_literal() else {
-                if word.parts.first().is_some_and(|p| matches!(p, WordPart::Literal(l) if l.starts_with('-'))) {
+                if word
+                    .parts
+                    .first()
+                    .is_some_and(|p| matches!(p, WordPart::Literal(l) if l.starts_with('-')))
+                {
                     return Err(word.display());
                 }
                 break;

@@ -60,7 +60,10 @@ fn add(node: Node<'_>, src: &str, word: &mut Word) {
             }
         }
         "number" if node.named_child_count() == 0 => word.push_literal(raw),
-        "regex" | "extglob_pattern" | "test_operator" | "variable_name"
+        "regex"
+        | "extglob_pattern"
+        | "test_operator"
+        | "variable_name"
         | "special_variable_name" => word.push_literal(raw),
         // Expansions, substitutions, arithmetic, `$"…"`, arrays and anything else: known
         // only when the shell runs.
@@ -77,7 +80,9 @@ fn add_double_quoted(node: Node<'_>, src: &str, word: &mut Word) {
     let mut cursor = node.walk();
     for child in node.named_children(&mut cursor) {
         if child.start_byte() > pos {
-            word.push_literal(&unescape_double_quoted(src.get(pos..child.start_byte()).unwrap_or("")));
+            word.push_literal(&unescape_double_quoted(
+                src.get(pos..child.start_byte()).unwrap_or(""),
+            ));
         }
         match child.kind() {
             "string_content" => word.push_literal(&unescape_double_quoted(text(child, src))),
