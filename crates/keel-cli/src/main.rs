@@ -157,9 +157,13 @@ async fn print_mode(
         }
         if let Event::RunFinished { outcome: ended, .. } = event {
             outcome = Some(ended);
+            // Print mode works on one prompt. The Ctrl-C watcher still holds a sender, so the
+            // op channel stays open; stopping it lets the engine see the end of its input.
+            break;
         }
     }
     interrupts.abort();
+    let _ = interrupts.await;
     engine.await.context("the engine stopped unexpectedly")?;
     let outcome = outcome.context("the engine stopped without finishing the run")?;
     if format == OutputFormat::Text

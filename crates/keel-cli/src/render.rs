@@ -327,6 +327,11 @@ mod tests {
         assert_eq!(lines[3]["is_error"], true);
         assert_eq!(lines[3]["stop_reason"], "end_turn");
         assert_eq!(lines[3]["session_id"], session_id);
-        assert!(lines[3]["errors"][0].as_str().unwrap().contains("--max-turns"));
+        assert!(
+            lines[3]["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("--max-turns")
+        );
     }
 }

@@ -1,10 +1,12 @@
 //! End-to-end: the real `keel` binary in print mode against the mock model server.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
 
-use common::{Harness, process_alive, stderr, stdout_json, stdout_lines, wait_for};
+use common::{Harness, finish, process_alive, stderr, stdout_json, stdout_lines, wait_for};
 use keel_test_support::{ScriptedBlock, ScriptedTurn};
 use serde_json::{Value, json};
 
@@ -145,7 +147,12 @@ async fn reads_greps_edits_runs_bash_and_answers() {
     let results = h.tool_results_sent(1);
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["tool_use_id"], "toolu_read");
-    assert!(results[0]["content"].as_str().unwrap().contains("     2\t    41"));
+    assert!(
+        results[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("     2\t    41")
+    );
     assert_eq!(results[1]["tool_use_id"], "toolu_grep");
     assert!(results[1]["content"].as_str().unwrap().contains("answer()"));
     assert!(results.iter().all(|r| r.get("is_error").is_none()));
@@ -159,7 +166,10 @@ async fn reads_greps_edits_runs_bash_and_answers() {
     assert!(edit[0].get("is_error").is_none(), "{edit:?}");
     let bash = h.tool_results_sent(3);
     let bash_out = bash[0]["content"].as_str().unwrap();
-    assert!(bash_out.contains("42") && bash_out.contains("bash-ran"), "{bash_out}");
+    assert!(
+        bash_out.contains("42") && bash_out.contains("bash-ran"),
+        "{bash_out}"
+    );
 }
 
 fn uuid_like(s: &str) -> bool {
@@ -178,12 +188,21 @@ async fn stream_json_is_one_object_per_line_with_claude_code_fields() {
     )]));
     h.server.push_turn(ScriptedTurn::text("It says hello."));
     let out = h
-        .run(&["-p", "read notes", "--output-format", "stream-json", "--verbose"])
+        .run(&[
+            "-p",
+            "read notes",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+        ])
         .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let lines = stdout_lines(&out);
     let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["system", "assistant", "user", "assistant", "result"]);
+    assert_eq!(
+        kinds,
+        ["system", "assistant", "user", "assistant", "result"]
+    );
 
     let init = &lines[0];
     assert_eq!(init["subtype"], "init");
@@ -244,9 +263,15 @@ async fn unauthorized_key_is_one_clear_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("401") && err.contains("invalid x-api-key"), "{err}");
+    assert!(
+        err.contains("401") && err.contains("invalid x-api-key"),
+        "{err}"
+    );
     assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,37 +306,37 @@ async fn unknown_model_names_the_flag_to_fix() {
     let out = h.run(&["-p", "hi", "--model", "claude-nope"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("model: claude-nope") && err.contains("--model"), "{err}");
+    assert!(
+        err.contains("model: claude-nope") && err.contains("--model"),
+        "{err}"
+    );
     assert_eq!(h.requests()[0].body["model"], "claude-nope");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_key_says_what_to_set_and_sends_nothing() {
     let h = Harness::new(vec![ScriptedTurn::text("unused")]).await;
-    let out = h
-        .keel()
-        .env_remove("ANTHROPIC_API_KEY")
-        .args(["-p", "hi"])
-        .output()
-        .await
-        .unwrap();
+    let out = finish(h.keel().env_remove("ANTHROPIC_API_KEY").args(["-p", "hi"])).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("ANTHROPIC_API_KEY"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ANTHROPIC_API_KEY"),
+        "{}",
+        stderr(&out)
+    );
     assert!(h.requests().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_token_is_sent_as_bearer_and_model_comes_from_env() {
     let h = Harness::new(vec![ScriptedTurn::text("ok")]).await;
-    let out = h
-        .keel()
-        .env_remove("ANTHROPIC_API_KEY")
-        .env("ANTHROPIC_AUTH_TOKEN", "tok-123")
-        .env("ANTHROPIC_MODEL", "claude-opus-4-1")
-        .args(["-p", "hi"])
-        .output()
-        .await
-        .unwrap();
+    let out = finish(
+        h.keel()
+            .env_remove("ANTHROPIC_API_KEY")
+            .env("ANTHROPIC_AUTH_TOKEN", "tok-123")
+            .env("ANTHROPIC_MODEL", "claude-opus-4-1")
+            .args(["-p", "hi"]),
+    )
+    .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let request = &h.requests()[0];
     assert_eq!(request.headers["authorization"], "Bearer tok-123");
@@ -342,7 +367,10 @@ async fn malformed_tool_input_becomes_an_error_result_and_the_loop_goes_on() {
     let replayed = &h.requests()[1].body["messages"][1]["content"][0];
     assert_eq!(replayed["type"], "tool_use");
     assert!(replayed["input"].is_object());
-    assert_eq!(stdout_json(&out)["result"], "Sorry, retrying is not needed.");
+    assert_eq!(
+        stdout_json(&out)["result"],
+        "Sorry, retrying is not needed."
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,8 +422,14 @@ async fn edit_with_a_non_unique_match_is_refused_and_the_file_kept() {
     let results = h.tool_results_sent(2);
     assert_eq!(results[0]["is_error"], true);
     let text = results[0]["content"].as_str().unwrap();
-    assert!(text.contains("Found 2 matches") && text.contains("replace_all"), "{text}");
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x = 1\ny = 0\nx = 1\n");
+    assert!(
+        text.contains("Found 2 matches") && text.contains("replace_all"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "x = 1\ny = 0\nx = 1\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,7 +508,10 @@ async fn bash_timeout_leaves_no_child_or_grandchild_alive() {
     let results = h.tool_results_sent(1);
     assert_eq!(results[0]["is_error"], true);
     assert!(
-        results[0]["content"].as_str().unwrap().contains("timed out"),
+        results[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
         "{:?}",
         results[0]
     );
@@ -484,9 +521,11 @@ async fn bash_timeout_leaves_no_child_or_grandchild_alive() {
         .map(|l| l.trim().parse().unwrap())
         .collect();
     assert_eq!(pids.len(), 3);
-    wait_for("the timed-out processes to die", Duration::from_secs(5), || {
-        pids.iter().all(|pid| !process_alive(*pid))
-    })
+    wait_for(
+        "the timed-out processes to die",
+        Duration::from_secs(5),
+        || pids.iter().all(|pid| !process_alive(*pid)),
+    )
     .await;
 }
 
@@ -545,23 +584,27 @@ async fn sigint_during_bash_exits_130_and_keeps_partial_output() {
     assert_eq!(result["subtype"], "error_during_execution");
     assert_eq!(result["is_error"], true);
     assert_eq!(h.requests().len(), 1);
-    wait_for("the interrupted command to die", Duration::from_secs(5), || {
-        !process_alive(sleep_pid)
-    })
+    wait_for(
+        "the interrupted command to die",
+        Duration::from_secs(5),
+        || !process_alive(sleep_pid),
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bash_keeps_its_working_directory_between_calls() {
     let h = Harness::new(vec![
-        turn(vec![call("b1", "Bash", json!({"command": "mkdir -p sub/dir && cd sub/dir"}))]),
+        turn(vec![call(
+            "b1",
+            "Bash",
+            json!({"command": "mkdir -p sub/dir && cd sub/dir"}),
+        )]),
         turn(vec![call("b2", "Bash", json!({"command": "pwd"}))]),
         ScriptedTurn::text("done"),
     ])
     .await;
-    let out = h
-        .run(&["-p", "go", "--dangerously-skip-permissions"])
-        .await;
+    let out = h.run(&["-p", "go", "--dangerously-skip-permissions"]).await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let pwd = h.tool_results_sent(2)[0]["content"]
         .as_str()
@@ -585,13 +628,24 @@ async fn prompt_from_stdin_and_system_prompt_flags_reach_the_model() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"prompt from a pipe\n").await.unwrap();
     drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("keel exits")
+        .unwrap();
     assert!(out.status.success());
     let body = &h.requests()[0].body;
-    assert_eq!(body["messages"][0]["content"][0]["text"], "prompt from a pipe\n");
+    assert_eq!(
+        body["messages"][0]["content"][0]["text"],
+        "prompt from a pipe\n"
+    );
     let system = body["system"].as_array().unwrap();
     assert_eq!(system.last().unwrap()["text"], "Answer in French.");
-    assert!(system[0]["text"].as_str().unwrap().starts_with("You are keel"));
+    assert!(
+        system[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("You are keel")
+    );
 
     // Piped input plus an argument: the input comes first, then the instruction.
     let mut child = h
@@ -604,13 +658,20 @@ async fn prompt_from_stdin_and_system_prompt_flags_reach_the_model() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"diff --git a b\n").await.unwrap();
     drop(stdin);
-    assert!(child.wait_with_output().await.unwrap().status.success());
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("keel exits")
+        .unwrap();
+    assert!(out.status.success());
     let body = &h.requests()[1].body;
     assert_eq!(
         body["messages"][0]["content"][0]["text"],
         "diff --git a b\n\nreview this"
     );
-    assert_eq!(body["system"], json!([{"type": "text", "text": "Be terse."}]));
+    assert_eq!(
+        body["system"],
+        json!([{"type": "text", "text": "Be terse."}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

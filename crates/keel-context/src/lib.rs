@@ -67,7 +67,10 @@ impl Environment {
         let mut out = String::from("<env>\n");
         out.push_str(&format!("Working directory: {}\n", self.cwd.display()));
         for dir in &self.additional_dirs {
-            out.push_str(&format!("Additional working directory: {}\n", dir.display()));
+            out.push_str(&format!(
+                "Additional working directory: {}\n",
+                dir.display()
+            ));
         }
         match &self.git {
             Some(git) => {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use keel_model::{Assembled, MessageAccumulator, ModelClient, ModelRequest, StreamEvent};
 use keel_protocol::{
-    AssistantMessage, ContentBlock, Event, Message, Op, Outcome, PermissionDenial, Role,
-    SessionId, StopReason, ToolResultContent, Usage,
+    AssistantMessage, ContentBlock, Event, Message, Op, Outcome, PermissionDenial, Role, SessionId,
+    StopReason, ToolResultContent, Usage,
 };
 use keel_tools::{ToolCallResult, ToolContext, ToolRegistry};
 use serde_json::Value;
@@ -111,20 +111,25 @@ impl Session {
     /// an interrupt stops the running one. Prompts that arrive during a run are queued.
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let _ = events.send(self.started_event());
-        let mut queued: VecDeque<String> = VecDeque::new();
+        // Ops that arrive during a run wait until it ends, in arrival order.
+        let mut queued: VecDeque<Op> = VecDeque::new();
         let mut ops_open = true;
         loop {
-            let prompt = match queued.pop_front() {
-                Some(prompt) => prompt,
+            let next = match queued.pop_front() {
+                Some(op) => op,
                 None if !ops_open => return,
                 None => match ops.recv().await {
-                    Some(Op::UserInput { text }) => text,
-                    Some(other) => {
-                        self.control(other, &events);
-                        continue;
-                    }
+                    Some(op) => op,
                     None => return,
                 },
+            };
+            let prompt = match next {
+                Op::UserInput { text } => text,
+                Op::Interrupt => continue,
+                other => {
+                    self.control(other, &events);
+                    continue;
+                }
             };
             let cancel = CancellationToken::new();
             let run = self.run(prompt, &events, cancel.clone());
@@ -134,8 +139,7 @@ impl Session {
                     () = &mut run => break,
                     op = ops.recv(), if ops_open => match op {
                         Some(Op::Interrupt) => cancel.cancel(),
-                        Some(Op::UserInput { text }) => queued.push_back(text),
-                        Some(other) => self.control(other, &events),
+                        Some(other) => queued.push_back(other),
                         None => ops_open = false,
                     },
                 }

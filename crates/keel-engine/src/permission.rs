@@ -46,6 +46,9 @@ mod tests {
         let reason = PermissionMode::Default.refuses("Bash", false).unwrap();
         assert!(reason.contains("--dangerously-skip-permissions"));
         assert!(reason.contains("Bash"));
-        assert_eq!(PermissionMode::BypassPermissions.refuses("Bash", false), None);
+        assert_eq!(
+            PermissionMode::BypassPermissions.refuses("Bash", false),
+            None
+        );
     }
 }

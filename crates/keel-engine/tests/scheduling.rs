@@ -1,5 +1,7 @@
 //! Tool scheduling in the engine, against the mock model server and the real Anthropic client.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -127,7 +129,10 @@ async fn read_only_calls_run_together_and_mutating_ones_in_order() {
     assert_eq!(&log[..2], ["start m1", "end m1"]);
     assert_eq!(&log[log.len() - 2..], ["start m2", "end m2"]);
     let middle: Vec<&str> = log[2..6].iter().map(String::as_str).collect();
-    assert!(middle[..2].iter().all(|e| e.starts_with("start")), "{log:?}");
+    assert!(
+        middle[..2].iter().all(|e| e.starts_with("start")),
+        "{log:?}"
+    );
 
     // Results go back in the model's order regardless of completion order.
     let sent = &server.requests()[1].body["messages"][2]["content"];

@@ -86,7 +86,9 @@ impl MessageAccumulator {
                         thinking: String::new(),
                         signature: String::new(),
                     },
-                    BlockStart::RedactedThinking { data } => Partial::RedactedThinking(data.clone()),
+                    BlockStart::RedactedThinking { data } => {
+                        Partial::RedactedThinking(data.clone())
+                    }
                 };
                 self.blocks.insert(*index, partial);
             }
@@ -101,7 +103,10 @@ impl MessageAccumulator {
                 }
             }
             StreamEvent::ThinkingDelta { index, thinking } => {
-                if let Some(Partial::Thinking { thinking: buffer, .. }) = self.blocks.get_mut(index) {
+                if let Some(Partial::Thinking {
+                    thinking: buffer, ..
+                }) = self.blocks.get_mut(index)
+                {
                     buffer.push_str(thinking);
                 } else {
                     self.blocks.insert(
@@ -114,7 +119,10 @@ impl MessageAccumulator {
                 }
             }
             StreamEvent::SignatureDelta { index, signature } => {
-                if let Some(Partial::Thinking { signature: buffer, .. }) = self.blocks.get_mut(index) {
+                if let Some(Partial::Thinking {
+                    signature: buffer, ..
+                }) = self.blocks.get_mut(index)
+                {
                     buffer.push_str(signature);
                 }
             }
@@ -125,7 +133,10 @@ impl MessageAccumulator {
                 if let Some(Partial::ToolUse { json, .. }) = self.blocks.get_mut(index) {
                     json.push_str(partial_json);
                 } else {
-                    tracing::warn!(index, "input_json_delta for a block that is not a tool call");
+                    tracing::warn!(
+                        index,
+                        "input_json_delta for a block that is not a tool call"
+                    );
                 }
             }
             StreamEvent::BlockStop { .. } | StreamEvent::Ping => {}
@@ -336,7 +347,10 @@ mod tests {
         });
         let assembled = acc.finish();
         assert_eq!(assembled.invalid_tool_inputs.len(), 1);
-        assert_eq!(assembled.invalid_tool_inputs[0].raw, "{\"file_path\": \"/etc/hos");
+        assert_eq!(
+            assembled.invalid_tool_inputs[0].raw,
+            "{\"file_path\": \"/etc/hos"
+        );
         assert!(matches!(
             &assembled.message.content[0],
             ContentBlock::ToolUse { input, .. } if input == &json!({})

@@ -10,7 +10,9 @@ use keel_protocol::{StopReason, Usage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::{BlockStart, ConfigError, EventStream, ModelClient, ModelError, ModelRequest, StreamEvent};
+use crate::{
+    BlockStart, ConfigError, EventStream, ModelClient, ModelError, ModelRequest, StreamEvent,
+};
 
 /// The API version header every request carries.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -89,7 +91,10 @@ impl AnthropicConfig {
     /// Like [`Self::from_env`], reading variables through `lookup` (for tests and settings).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let non_empty = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let auth = match (non_empty("ANTHROPIC_API_KEY"), non_empty("ANTHROPIC_AUTH_TOKEN")) {
+        let auth = match (
+            non_empty("ANTHROPIC_API_KEY"),
+            non_empty("ANTHROPIC_AUTH_TOKEN"),
+        ) {
             (Some(key), _) => AnthropicAuth::ApiKey(key.trim().to_string()),
             (None, Some(token)) => AnthropicAuth::Bearer(token.trim().to_string()),
             (None, None) => {
@@ -201,9 +206,9 @@ impl AnthropicClient {
             401 | 403 => Some(
                 "Check ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) and ANTHROPIC_BASE_URL".into(),
             ),
-            404 if message.to_ascii_lowercase().contains("model") => Some(
-                "Check the model name given with --model or ANTHROPIC_MODEL".into(),
-            ),
+            404 if message.to_ascii_lowercase().contains("model") => {
+                Some("Check the model name given with --model or ANTHROPIC_MODEL".into())
+            }
             404 => Some(format!(
                 "keel sent the request to {}; check ANTHROPIC_BASE_URL",
                 self.endpoint
@@ -278,46 +283,49 @@ fn sse_events(response: reqwest::Response, idle: Duration) -> EventStream {
         pending: VecDeque::new(),
         done: false,
     };
-    Box::pin(futures::stream::unfold(state, move |mut state| async move {
-        loop {
-            if let Some(event) = state.pending.pop_front() {
-                return Some((Ok(event), state));
+    Box::pin(futures::stream::unfold(
+        state,
+        move |mut state| async move {
+            loop {
+                if let Some(event) = state.pending.pop_front() {
+                    return Some((Ok(event), state));
+                }
+                if state.done {
+                    return None;
+                }
+                let next = match tokio::time::timeout(idle, state.sse.next()).await {
+                    Err(_) => {
+                        state.done = true;
+                        let error = ModelError::Timeout {
+                            phase: "the stream went silent",
+                            after: idle,
+                        };
+                        return Some((Err(error), state));
+                    }
+                    Ok(next) => next,
+                };
+                let event = match next {
+                    None => return None,
+                    Some(Err(error)) => {
+                        state.done = true;
+                        return Some((Err(ModelError::StreamBroken(error.to_string())), state));
+                    }
+                    Some(Ok(event)) => event,
+                };
+                match translate(&event.event, &event.data) {
+                    Ok(Translated::Events(events)) => state.pending.extend(events),
+                    Ok(Translated::Stop) => {
+                        state.pending.push_back(StreamEvent::MessageStop);
+                        state.done = true;
+                    }
+                    Err(error) => {
+                        state.done = true;
+                        return Some((Err(error), state));
+                    }
+                }
             }
-            if state.done {
-                return None;
-            }
-            let next = match tokio::time::timeout(idle, state.sse.next()).await {
-                Err(_) => {
-                    state.done = true;
-                    let error = ModelError::Timeout {
-                        phase: "the stream went silent",
-                        after: idle,
-                    };
-                    return Some((Err(error), state));
-                }
-                Ok(next) => next,
-            };
-            let event = match next {
-                None => return None,
-                Some(Err(error)) => {
-                    state.done = true;
-                    return Some((Err(ModelError::StreamBroken(error.to_string())), state));
-                }
-                Some(Ok(event)) => event,
-            };
-            match translate(&event.event, &event.data) {
-                Ok(Translated::Events(events)) => state.pending.extend(events),
-                Ok(Translated::Stop) => {
-                    state.pending.push_back(StreamEvent::MessageStop);
-                    state.done = true;
-                }
-                Err(error) => {
-                    state.done = true;
-                    return Some((Err(error), state));
-                }
-            }
-        }
-    }))
+        },
+    ))
 }
 
 /// What one SSE event means to keel.
@@ -416,10 +424,18 @@ enum WireBlock {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum WireDelta {
-    TextDelta { text: String },
-    InputJsonDelta { partial_json: String },
-    ThinkingDelta { thinking: String },
-    SignatureDelta { signature: String },
+    TextDelta {
+        text: String,
+    },
+    InputJsonDelta {
+        partial_json: String,
+    },
+    ThinkingDelta {
+        thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -440,7 +456,11 @@ struct WireError {
 
 fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
     let malformed = |reason: String| ModelError::MalformedEvent {
-        event: if name.is_empty() { "unnamed".into() } else { name.to_string() },
+        event: if name.is_empty() {
+            "unnamed".into()
+        } else {
+            name.to_string()
+        },
         reason,
     };
     let wire: WireEvent = serde_json::from_str(data).map_err(|e| malformed(e.to_string()))?;
@@ -570,7 +590,12 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     {
         return Some(Duration::from_secs_f64(ms / 1000.0));
     }
-    let value = headers.get("retry-after")?.to_str().ok()?.trim().to_string();
+    let value = headers
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .to_string();
     if let Ok(seconds) = value.parse::<f64>() {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
     }
@@ -603,7 +628,12 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     #[test]
@@ -619,7 +649,8 @@ mod tests {
 
     #[test]
     fn missing_credentials_say_what_to_set() {
-        let error = AnthropicConfig::from_lookup(lookup(&[("ANTHROPIC_API_KEY", " ")])).unwrap_err();
+        let error =
+            AnthropicConfig::from_lookup(lookup(&[("ANTHROPIC_API_KEY", " ")])).unwrap_err();
         assert!(error.to_string().contains("ANTHROPIC_API_KEY"));
         assert!(error.to_string().contains("ANTHROPIC_AUTH_TOKEN"));
     }
@@ -648,7 +679,10 @@ mod tests {
             ("ANTHROPIC_BASE_URL", "api.anthropic.com"),
         ]))
         .unwrap_err();
-        assert!(error.to_string().starts_with("ANTHROPIC_BASE_URL:"), "{error}");
+        assert!(
+            error.to_string().starts_with("ANTHROPIC_BASE_URL:"),
+            "{error}"
+        );
         let error = AnthropicConfig::from_lookup(lookup(&[
             ("ANTHROPIC_API_KEY", "k"),
             ("ANTHROPIC_CUSTOM_HEADERS", "no colon here"),
@@ -660,14 +694,19 @@ mod tests {
     #[test]
     fn error_bodies_are_parsed_or_shortened() {
         assert_eq!(
-            parse_error_body(r#"{"type":"error","error":{"type":"not_found_error","message":"model: x"}}"#),
+            parse_error_body(
+                r#"{"type":"error","error":{"type":"not_found_error","message":"model: x"}}"#
+            ),
             ("not_found_error".into(), "model: x".into())
         );
         assert_eq!(
             parse_error_body("<html>\n<body>Bad Gateway</body>"),
             (String::new(), "<html>".into())
         );
-        assert_eq!(parse_error_body(""), (String::new(), "(empty response body)".into()));
+        assert_eq!(
+            parse_error_body(""),
+            (String::new(), "(empty response body)".into())
+        );
     }
 
     #[test]
@@ -706,7 +745,10 @@ mod tests {
         assert!(error.to_string().contains("overloaded_error"));
         assert!(error.is_retryable());
         assert!(matches!(
-            translate("content_block_delta", "{\"type\": \"content_block_delta\", \"ind"),
+            translate(
+                "content_block_delta",
+                "{\"type\": \"content_block_delta\", \"ind"
+            ),
             Err(ModelError::MalformedEvent { .. })
         ));
         assert!(matches!(

@@ -36,7 +36,9 @@ pub enum ModelError {
         after: Duration,
     },
     /// The stream closed before the message was complete.
-    #[error("the model's response stream ended early (the connection closed before the message was complete)")]
+    #[error(
+        "the model's response stream ended early (the connection closed before the message was complete)"
+    )]
     StreamEnded,
     /// The connection broke while the answer was streaming.
     #[error("the model's response stream broke: {0}")]
@@ -188,7 +190,14 @@ mod tests {
 
     #[test]
     fn prompt_too_long_is_recognised() {
-        assert!(api(400, "prompt is too long: 210000 tokens > 200000 maximum", None).is_prompt_too_long());
+        assert!(
+            api(
+                400,
+                "prompt is too long: 210000 tokens > 200000 maximum",
+                None
+            )
+            .is_prompt_too_long()
+        );
         assert!(!api(400, "max_tokens too large", None).is_prompt_too_long());
     }
 }

@@ -8,7 +8,11 @@ pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5";
 /// limit that every current model accepts.
 pub fn default_max_tokens(model: &str) -> u32 {
     let m = model.to_ascii_lowercase();
-    if m.contains("opus-4-0") || m.contains("opus-4-1") || m == "claude-opus-4" || m.contains("opus-4-2025") {
+    if m.contains("opus-4-0")
+        || m.contains("opus-4-1")
+        || m == "claude-opus-4"
+        || m.contains("opus-4-2025")
+    {
         32_000
     } else if m.contains("sonnet-4") || m.contains("opus-4") || m.contains("haiku-4") {
         64_000
@@ -26,7 +30,11 @@ pub fn default_max_tokens(model: &str) -> u32 {
 /// The context window of `model` in tokens (what fits in one request, input plus output).
 pub fn context_window(model: &str) -> u64 {
     let m = model.to_ascii_lowercase();
-    if m.contains("[1m]") { 1_000_000 } else { 200_000 }
+    if m.contains("[1m]") {
+        1_000_000
+    } else {
+        200_000
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn sonnet_costs_three_and_fifteen_per_million() {
-        let cost = cost_usd("claude-sonnet-4-5-20250929", &usage(1_000_000, 1_000_000, 0, 0));
+        let cost = cost_usd(
+            "claude-sonnet-4-5-20250929",
+            &usage(1_000_000, 1_000_000, 0, 0),
+        );
         assert_eq!(cost, Some(18.0));
     }
 

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod registry;
-pub use registry::{ToolCallResult, ToolRegistry};
+pub use registry::{RegistryError, ToolCallResult, ToolRegistry};
 
 pub mod builtin;
 pub mod output;

@@ -1,7 +1,7 @@
 //! Shared harness for end-to-end tests: a temp workspace with its own HOME, the mock model
 //! server, and the real `keel` binary pointed at it.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -50,10 +50,7 @@ impl Harness {
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
-        tokio::time::timeout(Duration::from_secs(60), self.keel().args(args).output())
-            .await
-            .expect("keel finishes within 60 s")
-            .expect("keel runs")
+        finish(self.keel().args(args)).await
     }
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
@@ -76,6 +73,15 @@ impl Harness {
     }
 }
 
+/// Runs a prepared command to completion; a keel that does not exit fails the test instead of
+/// hanging it.
+pub async fn finish(cmd: &mut tokio::process::Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("keel finishes within 60 s")
+        .expect("keel runs")
+}
+
 pub fn stdout_json(output: &Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| {
@@ -89,9 +95,7 @@ pub fn stdout_json(output: &Output) -> Value {
 pub fn stdout_lines(output: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect()
 }
 
