@@ -467,19 +467,106 @@ fn analyze_into(src: &str, out: &mut Analysis, launched_by: Option<Launch>, dept
         depth,
         by_node: HashMap::new(),
         quoted: Vec::new(),
+        leaves: Vec::new(),
     };
     walker.walk(root);
+    let leaves = std::mem::take(&mut walker.leaves);
     let quoted = std::mem::take(&mut walker.quoted);
+    if let Some(at) = first_uncovered(src, leaves) {
+        let snippet: String = src.get(at..).unwrap_or("").chars().take(12).collect();
+        out.mark_uncertain(format!(
+            "the parser skipped part of the command (at `{}`)",
+            snippet.escape_debug()
+        ));
+    }
     if has_unquoted_escaped_blank(src, &quoted) {
         out.mark_uncertain(
             "the command has a backslash before a space or tab outside quotes, which the \
              parser reads differently from bash",
         );
     }
+    if has_joining_continuation(src, &quoted) {
+        out.mark_uncertain(
+            "a backslash-newline joins two parts of a word, which the parser reads as two \
+             words but bash as one",
+        );
+    }
 }
 
-/// Whether `text` has a newline that is not a `\`-newline line continuation.
-fn has_bare_newline(text: &str) -> bool {
+/// Nodes whose `word` children are shell words, which never contain an unescaped blank
+/// (unlike the pattern words inside `${x//a/ }`).
+const WORD_PARENTS: &[&str] = &[
+    "command",
+    "command_name",
+    "concatenation",
+    "file_redirect",
+    "variable_assignment",
+    "declaration_command",
+    "unset_command",
+    "for_statement",
+];
+
+/// Statements whose keyword tokens (`then`, `done`, `{`, `!`, …) bash only recognises as
+/// separate words.
+const KEYWORD_PARENTS: &[&str] = &[
+    "compound_statement",
+    "negated_command",
+    "if_statement",
+    "elif_clause",
+    "else_clause",
+    "while_statement",
+    "for_statement",
+    "c_style_for_statement",
+    "case_statement",
+    "do_group",
+    "function_definition",
+    "declaration_command",
+    "unset_command",
+    "test_command",
+];
+
+/// Whether one of `node`'s keyword tokens is glued to the text after it (`else#`, `{a`).
+fn keyword_glued(node: Node<'_>, src: &str) -> bool {
+    let bytes = src.as_bytes();
+    let mut cursor = node.walk();
+    for child in node.children(&mut cursor) {
+        if child.is_named() {
+            continue;
+        }
+        let kind = child.kind();
+        let keyword = kind.chars().all(|c| c.is_ascii_alphabetic())
+            || matches!(kind, "{" | "}" | "!" | "[[" | "]]");
+        if !keyword {
+            continue;
+        }
+        let delimited = bytes.get(child.end_byte()).is_none_or(|b| {
+            b.is_ascii_whitespace() || matches!(b, b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>')
+        });
+        if !delimited {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a bare newline (not a `\`-newline continuation) separates two parts of `node`.
+fn parts_span_lines(node: Node<'_>, src: &str) -> bool {
+    let mut cursor = node.walk();
+    let mut previous_end: Option<usize> = None;
+    for child in node.children(&mut cursor) {
+        if let Some(end) = previous_end
+            && child.start_byte() > end
+            && has_bare_blank_newline(src.get(end..child.start_byte()).unwrap_or(""))
+        {
+            return true;
+        }
+        previous_end = Some(previous_end.map_or(child.end_byte(), |e| e.max(child.end_byte())));
+    }
+    false
+}
+
+/// Whether `text` has a newline not escaped by a backslash.
+fn has_bare_blank_newline(text: &str) -> bool {
     let mut backslashes = 0usize;
     for b in text.bytes() {
         if b == b'\n' && backslashes.is_multiple_of(2) {
@@ -488,6 +575,106 @@ fn has_bare_newline(text: &str) -> bool {
         backslashes = if b == b'\\' { backslashes + 1 } else { 0 };
     }
     false
+}
+
+/// Whether a node's children follow one another with nothing between them.
+fn children_contiguous(node: Node<'_>) -> bool {
+    let mut cursor = node.walk();
+    let mut expected = node.start_byte();
+    for child in node.children(&mut cursor) {
+        if child.start_byte() != expected {
+            return false;
+        }
+        expected = child.end_byte();
+    }
+    expected == node.end_byte()
+}
+
+/// How many `destination` children a redirection node has (bash allows one).
+fn destination_count(node: Node<'_>) -> usize {
+    let mut cursor = node.walk();
+    let mut count = 0;
+    let mut more = cursor.goto_first_child();
+    while more {
+        if cursor.field_name() == Some("destination") {
+            count += 1;
+        }
+        more = cursor.goto_next_sibling();
+    }
+    count
+}
+
+/// Whether `[`/`[[` at the start of a test is glued to the next character.
+fn test_opener_glued(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("[[")
+        .or_else(|| text.strip_prefix('['))
+        .unwrap_or(" ");
+    !rest.starts_with(char::is_whitespace)
+}
+
+/// An unquoted `\` + newline with non-blank text on both sides: bash removes it and joins
+/// the two parts into one word (`cu\⏎rl` is `curl`), tree-sitter-bash splits them.
+fn has_joining_continuation(src: &str, quoted: &[(usize, usize)]) -> bool {
+    let bytes = src.as_bytes();
+    let mut backslashes = 0usize;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' && !backslashes.is_multiple_of(2) {
+            let at = i - 1;
+            let before = at.checked_sub(1).and_then(|j| bytes.get(j));
+            let after = bytes.get(i + 1);
+            let glued = before.is_some_and(|c| !c.is_ascii_whitespace())
+                && after.is_some_and(|c| !c.is_ascii_whitespace());
+            if glued && !quoted.iter().any(|&(start, end)| start <= at && at < end) {
+                return true;
+            }
+        }
+        backslashes = if b == b'\\' { backslashes + 1 } else { 0 };
+    }
+    false
+}
+
+/// Whether `text` has a space, tab or newline that is not escaped by a backslash.
+fn has_bare_blank(text: &str) -> bool {
+    let mut backslashes = 0usize;
+    for b in text.bytes() {
+        if matches!(b, b'\n' | b' ' | b'\t') && backslashes.is_multiple_of(2) {
+            return true;
+        }
+        backslashes = if b == b'\\' { backslashes + 1 } else { 0 };
+    }
+    false
+}
+
+/// The first byte of `src` that is neither blank, nor a `\`-newline, nor inside one of the
+/// leaf tokens the parser produced: input the parser silently skipped.
+fn first_uncovered(src: &str, mut leaves: Vec<(usize, usize)>) -> Option<usize> {
+    leaves.sort_unstable();
+    let bytes = src.as_bytes();
+    let mut covered_to = 0usize;
+    let mut next_leaf = 0usize;
+    let mut i = 0usize;
+    while i < bytes.len() {
+        while next_leaf < leaves.len() && leaves[next_leaf].0 <= i {
+            covered_to = covered_to.max(leaves[next_leaf].1);
+            next_leaf += 1;
+        }
+        if i < covered_to || bytes[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'\n') {
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'\\' && bytes.get(i + 1) == Some(&b'\r') && bytes.get(i + 2) == Some(&b'\n')
+        {
+            i += 3;
+            continue;
+        }
+        return Some(i);
+    }
+    None
 }
 
 /// tree-sitter-bash treats an unquoted `\ ` as whitespace, while bash makes it part of a
@@ -632,6 +819,8 @@ struct Walker<'s, 'o> {
     by_node: HashMap<usize, usize>,
     /// Byte ranges where a backslash is not an unquoted escape (quotes, heredocs, comments).
     quoted: Vec<(usize, usize)>,
+    /// Byte ranges of every leaf token, to find input the parser skipped.
+    leaves: Vec<(usize, usize)>,
 }
 
 impl Walker<'_, '_> {
@@ -647,6 +836,21 @@ impl Walker<'_, '_> {
         let mut stack: Vec<(Node<'_>, Owner)> = vec![(root, Owner::None)];
         while let Some((node, owner)) = stack.pop() {
             let mut child_owner = Owner::None;
+            if node.child_count() == 0 {
+                self.leaves.push((node.start_byte(), node.end_byte()));
+                // An operator or keyword token is exactly its own text; tree-sitter-bash
+                // sometimes folds a neighbouring word into one (`-f<<` for `<<`).
+                if !node.is_named() && !node.is_error() && !node.is_missing() {
+                    let text = self.text(node);
+                    if text != node.kind() {
+                        self.out.mark_uncertain(format!(
+                            "the parser read `{}` as the operator `{}`",
+                            text.escape_debug(),
+                            node.kind().escape_debug()
+                        ));
+                    }
+                }
+            }
             if node.is_named() || node.is_error() {
                 let kind = node.kind();
                 if !KNOWN_KINDS.contains(&kind) {
@@ -654,23 +858,101 @@ impl Walker<'_, '_> {
                         "keel does not understand the shell construct `{kind}`"
                     ));
                 }
-                if matches!(
+                let literal_text = matches!(
                     kind,
                     "string"
                         | "raw_string"
                         | "ansi_c_string"
                         | "translated_string"
-                        | "heredoc_body"
                         | "heredoc_content"
                         | "comment"
-                ) {
+                ) || (kind == "heredoc_body" && node.named_child_count() == 0);
+                if literal_text {
                     self.quoted.push((node.start_byte(), node.end_byte()));
                 }
-                if kind == "word" && has_bare_newline(self.text(node)) {
-                    // Bash ends an unquoted word at a newline; tree-sitter-bash sometimes
-                    // glues `\n\\rm` onto the word before, hiding a command.
+                let glued_opener = match kind {
+                    "compound_statement" => self.text(node).strip_prefix('{'),
+                    "negated_command" => self.text(node).strip_prefix('!'),
+                    _ => None,
+                }
+                .is_some_and(|rest| !rest.starts_with(char::is_whitespace));
+                if glued_opener {
+                    // Bash only reads `{` and `!` as keywords when a blank follows.
                     self.out.mark_uncertain(
-                        "the parser read a line break as part of a word, which bash would not",
+                        "`{` or `!` is directly followed by text, which bash reads as part of a \
+                         word",
+                    );
+                }
+                let malformed = match kind {
+                    // Bash assigns only to identifiers; `?x=1` is a word (a glob) to it.
+                    "variable_assignment" => node
+                        .child_by_field_name("name")
+                        .map(|n| match n.kind() {
+                            "subscript" => n
+                                .child_by_field_name("name")
+                                .is_some_and(|v| !is_var_name(self.text(v))),
+                            _ => !is_var_name(self.text(n)),
+                        })
+                        .unwrap_or(false),
+                    // Descriptors are digits (or `{name}`); `-2>&1` runs a program `-2`.
+                    "file_descriptor" => {
+                        let text = self.text(node);
+                        !(text.bytes().all(|b| b.is_ascii_digit())
+                            || text
+                                .strip_prefix('{')
+                                .and_then(|t| t.strip_suffix('}'))
+                                .is_some_and(is_var_name))
+                    }
+                    // The parts of one word touch; a gap means the parser merged words.
+                    "concatenation" => !children_contiguous(node),
+                    _ => false,
+                };
+                if malformed {
+                    self.out.mark_uncertain(format!(
+                        "the parser read `{}` in a way bash would not",
+                        self.text(node)
+                            .chars()
+                            .take(24)
+                            .collect::<String>()
+                            .escape_debug()
+                    ));
+                }
+                if matches!(kind, "command" | "variable_assignment")
+                    && parts_span_lines(node, self.src)
+                {
+                    // A newline ends a simple command in bash; tree-sitter-bash sometimes
+                    // carries on reading the next line as more arguments.
+                    self.out.mark_uncertain(
+                        "the parser read two lines as one command, which bash would not",
+                    );
+                }
+                if KEYWORD_PARENTS.contains(&kind) && keyword_glued(node, self.src) {
+                    self.out.mark_uncertain(
+                        "a shell keyword is directly followed by text, which bash reads as one \
+                         word",
+                    );
+                }
+                if kind == "file_redirect" && destination_count(node) > 1 {
+                    // tree-sitter-bash sometimes hangs the next word (to bash: the program)
+                    // off a redirection as a second target.
+                    self.out.mark_uncertain(
+                        "the parser read a redirection with two targets, so keel cannot tell \
+                         which program runs",
+                    );
+                }
+                if kind == "test_command" && test_opener_glued(self.text(node)) {
+                    // `[a]` is a glob word to bash, not a test.
+                    self.out.mark_uncertain(
+                        "`[` or `[[` is directly followed by text, which bash reads as a word \
+                         (a glob), not a test",
+                    );
+                }
+                if WORD_PARENTS.contains(&kind) && self.has_blank_word_child(node) {
+                    // Bash ends an unquoted word at a blank or newline; tree-sitter-bash
+                    // sometimes glues `\n\\rm` onto the word before, hiding a command.
+                    self.out.mark_uncertain(
+                        "the parser read a blank or line break as part of a word, which bash \
+                         would not",
                     );
                 }
                 match kind {
@@ -720,11 +1002,26 @@ impl Walker<'_, '_> {
         }
     }
 
+    /// Whether one of `node`'s direct `word` children contains an unescaped blank.
+    fn has_blank_word_child(&self, node: Node<'_>) -> bool {
+        let mut cursor = node.walk();
+        for child in node.named_children(&mut cursor) {
+            if child.kind() == "word" && has_bare_blank(self.text(child)) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Records a `command` node as a simple command and unwraps what it runs.
     fn command(&mut self, node: Node<'_>) -> Option<usize> {
         let mut assignments = Vec::new();
         let mut words: Vec<Word> = Vec::new();
         let mut pending_dollar: Option<usize> = None;
+        // Where the previous word, assignment or redirection ended: a word starting right
+        // there is, to bash, the same word (`'r'\m` is `rm`; `>f"x"y` is one target), which
+        // tree-sitter-bash sometimes splits.
+        let mut previous_part_end: Option<usize> = None;
         let mut cursor = node.walk();
         let mut more = cursor.goto_first_child();
         while more {
@@ -740,19 +1037,32 @@ impl Walker<'_, '_> {
                         if let Some(last) = words.last_mut() {
                             *last = Word::dynamic(format!("${}", self.text(child)));
                         }
+                        previous_part_end = Some(child.end_byte());
                         continue;
                     }
+                    if previous_part_end == Some(child.start_byte()) {
+                        self.out.mark_uncertain(
+                            "the parser split one word in two, so keel cannot tell which \
+                             program runs",
+                        );
+                    }
+                    previous_part_end = Some(child.end_byte());
                     if !child.is_named() && child.kind() == "$" {
                         pending_dollar = Some(child.end_byte());
                     }
                     words.push(word::resolve(child, self.src));
                 }
                 (None, "variable_assignment") => {
+                    previous_part_end = Some(child.end_byte());
                     if let Some(a) = self.assignment(child) {
                         assignments.push(a);
                     }
                 }
-                _ => {}
+                _ => {
+                    if child.is_named() {
+                        previous_part_end = Some(child.end_byte());
+                    }
+                }
             }
         }
         if words.is_empty() {
@@ -788,6 +1098,13 @@ impl Walker<'_, '_> {
             match program.as_literal() {
                 Some(name) if program.has_glob() => {
                     hazard = Some(Hazard::DynamicProgram(name.to_string()));
+                }
+                Some("!") => {
+                    // Bash reads a leading `!` as negation, even twice (`! ! rm x`).
+                    self.out.mark_uncertain(
+                        "`!` stands where the parser expected a program, but bash reads it as \
+                         negation",
+                    );
                 }
                 Some(name) => {
                     if name.chars().any(|c| !c.is_ascii() || c.is_ascii_control()) {
@@ -1059,6 +1376,59 @@ mod tests {
         // tree-sitter glues `\n\\rm` onto the word before it.
         assert!(analyze("git diff\n\\rm -rf x").uncertainty().is_some());
         assert!(analyze("git diff \\\nHEAD").uncertainty().is_none());
+        // Bash joins `cu\⏎rl` into `curl`; tree-sitter splits it.
+        assert!(analyze("cu\\\nrl x").uncertainty().is_some());
+        assert!(analyze("echo 'a\\\nb'").uncertainty().is_none());
+        // `[r]m` is a glob to bash, a test to tree-sitter.
+        assert!(analyze("[r]m -rf x").uncertainty().is_some());
+        assert!(analyze("[[a ]]").uncertainty().is_some());
+        assert!(analyze("[ -f a ] && [[ -d b ]]").uncertainty().is_none());
+        // tree-sitter splits `'r'\\m` (bash: `rm`) and drops a leading `-`.
+        assert!(analyze("'r'\\m x").uncertainty().is_some());
+        assert!(analyze("- 2>&1").uncertainty().is_some());
+        assert!(analyze("x=1\\\n  } {").uncertainty().is_some());
+        assert!(analyze("> o >&2 ';' >&2 :^").uncertainty().is_some());
+        assert!(analyze("{}").uncertainty().is_some());
+        assert!(analyze("{ a; } && ! b").uncertainty().is_none());
+        assert!(analyze("?x=1").uncertainty().is_some());
+        assert!(analyze("-2>&1").uncertainty().is_some());
+        assert!(analyze("$'\\x6b' `` aa").uncertainty().is_some());
+        assert!(
+            analyze("a[1]=x; echo \"a\"'b'$c 2>&1")
+                .uncertainty()
+                .is_none()
+        );
+        // Words after a redirection become extra targets to tree-sitter-bash.
+        assert!(analyze("echo 2>&1 a").uncertainty().is_some());
+        assert!(analyze("x=1cc -f<<EOF\nzz\nEOF\n").uncertainty().is_some());
+        assert!(analyze("! ! rm x").uncertainty().is_some());
+        assert!(
+            analyze("x=1 >&2esac\"ff\"\\# $\"tt\"")
+                .uncertainty()
+                .is_some()
+        );
+        assert!(analyze("echo hi>f; cat<f|wc").uncertainty().is_none());
+        assert!(
+            analyze("echo \"${PATH//:/ }\" ${x// /_}")
+                .uncertainty()
+                .is_none()
+        );
+        assert!(analyze("doneaa\n\\\n  }, x=1").uncertainty().is_some());
+        assert!(
+            analyze("else# c\n=$((1+2)) [[ -n a ]]")
+                .uncertainty()
+                .is_some()
+        );
+        assert!(
+            analyze("if a; then b; else c; fi; for i in 1 2; do d; done")
+                .uncertainty()
+                .is_none()
+        );
+        assert!(
+            analyze("cat <<EOF | grep x\nbody\nEOF\necho ${a}b ${!x}")
+                .uncertainty()
+                .is_none()
+        );
         // Input that would crash tree-sitter-bash's scanner is not parsed.
         assert!(analyze("{\u{e01ee}").uncertainty().is_some());
         assert!(analyze("echo {1..\u{31860}").uncertainty().is_some());

@@ -550,6 +550,30 @@ fn allow_everything_rules() {
     assert_eq!(bash(&guarded, "echo 'unbalanced"), Decision::Ask);
     assert_eq!(bash(&guarded, "make && curl x"), Decision::Deny);
     assert_eq!(bash(&guarded, "make"), Decision::Allow);
+    // Parser/bash divergences cannot be used to slip past a deny rule under `Bash(*)`.
+    let rm_denied = e.policy(
+        PermissionMode::Default,
+        &[(RuleList::Allow, "Bash(*)"), (RuleList::Deny, "Bash(rm:*)")],
+    );
+    for sneaky in [
+        "'r'\\m -rf x",
+        "r\\\nm -rf x",
+        "$\"rm\" -rf x",
+        "! ! rm -rf x",
+        "git diff\n\\rm -rf x",
+        "$'\\x72m' -rf x",
+        "r''m -rf x",
+        "\"$(echo rm)\" -rf x",
+    ] {
+        assert_ne!(bash(&rm_denied, sneaky), Decision::Allow, "{sneaky:?}");
+    }
+    for mode in [
+        PermissionMode::BypassPermissions,
+        PermissionMode::AcceptEdits,
+    ] {
+        let policy = e.policy(mode, &[(RuleList::Deny, "Bash(rm:*)")]);
+        assert_ne!(bash(&policy, "'r'\\m -rf x"), Decision::Allow, "{mode}");
+    }
 }
 
 #[test]

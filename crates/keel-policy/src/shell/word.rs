@@ -53,10 +53,25 @@ fn add(node: Node<'_>, src: &str, word: &mut Word) {
             word.push_literal(&decode_ansi_c(inner));
         }
         "concatenation" | "command_name" => {
-            for i in 0..node.child_count() {
-                if let Some(child) = node.child(i) {
-                    add(child, src, word);
+            let mut cursor = node.walk();
+            let children: Vec<Node<'_>> = node.children(&mut cursor).collect();
+            let mut i = 0;
+            while i < children.len() {
+                let child = children[i];
+                let next = children.get(i + 1);
+                if !child.is_named()
+                    && child.kind() == "$"
+                    && let Some(next) = next.filter(|n| n.kind() == "string")
+                    && next.start_byte() == child.end_byte()
+                {
+                    // `$"…"`: a locale translation, only known at run time.
+                    let source = src.get(child.start_byte()..next.end_byte()).unwrap_or("");
+                    word.parts.push(WordPart::Dynamic(source.to_string()));
+                    i += 2;
+                    continue;
                 }
+                add(child, src, word);
+                i += 1;
             }
         }
         "number" if node.named_child_count() == 0 => word.push_literal(raw),
