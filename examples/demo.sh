@@ -22,7 +22,7 @@ from calc import add
 assert add(2, 3) == 5, f"add(2, 3) returned {add(2, 3)}"
 PY
 
-coproc MOCK { "$mock" --script "$here/demo-script.json"; }
+coproc MOCK { exec "$mock" --script "$here/demo-script.json"; }
 mock_pid=$MOCK_PID
 read -r line <&"${MOCK[0]}"
 url=${line#listening on }
@@ -33,27 +33,7 @@ cd "$work"
 ANTHROPIC_BASE_URL="$url" ANTHROPIC_API_KEY=demo-key \
   "$keel" -p "the add test fails; fix it" --dangerously-skip-permissions \
   --output-format stream-json --verbose |
-  python3 -c '
-import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m["type"] == "system":
-        print(f"session {m[\"session_id\"]} model {m[\"model\"]} tools {\", \".join(m[\"tools\"])}")
-    elif m["type"] == "assistant":
-        for b in m["message"]["content"]:
-            if b["type"] == "text":
-                print(f"\nkeel: {b[\"text\"]}")
-            elif b["type"] == "tool_use":
-                print(f"  -> {b[\"name\"]} {json.dumps(b[\"input\"])}")
-    elif m["type"] == "user":
-        for b in m["message"]["content"]:
-            text = b["content"] if isinstance(b["content"], str) else json.dumps(b["content"])
-            flag = " (error)" if b.get("is_error") else ""
-            first = text.strip().splitlines()[0] if text.strip() else ""
-            print(f"  <- {first[:100]}{flag}")
-    elif m["type"] == "result":
-        print(f"\nresult: {m[\"subtype\"]} in {m[\"num_turns\"]} turns, {m[\"duration_ms\"]} ms")
-'
+  python3 "$here/show-stream.py"
 echo
 echo "calc.py is now:"
 cat "$work/calc.py"

@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -155,6 +156,14 @@ impl MockModelServer {
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             // serve only returns on a listener error, and there is nobody left to tell then.
+            // Streams are many small writes; without TCP_NODELAY, Nagle's algorithm and the
+            // client's delayed ACK stall each response by ~40 ms, which would be measured as
+            // harness overhead.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
             let _ = axum::serve(listener, app).await;
         });
         Ok(Self {
