@@ -9,7 +9,7 @@ use futures::StreamExt;
 use keel_model::{Assembled, MessageAccumulator, ModelClient, ModelRequest, StreamEvent};
 use keel_protocol::{
     AssistantMessage, ContentBlock, Event, Message, Op, Outcome, PermissionDenial, Role, SessionId,
-    StopReason, ToolResultContent, Usage,
+    StopReason, Usage,
 };
 use keel_tools::{ToolCallResult, ToolContext, ToolRegistry};
 use serde_json::Value;
@@ -378,6 +378,7 @@ impl Session {
                             .to_string(),
                         is_error: true,
                         structured: None,
+                        images: Vec::new(),
                     };
                     results.push(self.report(&call, result, events));
                 }
@@ -415,6 +416,7 @@ impl Session {
                             content: "internal error: tool result missing".to_string(),
                             is_error: true,
                             structured: None,
+                            images: Vec::new(),
                         },
                     },
                 };
@@ -451,6 +453,7 @@ impl Session {
                 content: explanation.clone(),
                 is_error: true,
                 structured: None,
+                images: Vec::new(),
             });
         }
         let read_only = self.tools.is_read_only(&call.name)?;
@@ -469,6 +472,7 @@ impl Session {
             content: reason,
             is_error: true,
             structured: None,
+            images: Vec::new(),
         })
     }
 
@@ -478,7 +482,7 @@ impl Session {
         result: ToolCallResult,
         events: &EventSender,
     ) -> ContentBlock {
-        let content = ToolResultContent::Text(result.content);
+        let content = result.to_content();
         let _ = events.send(Event::ToolResult {
             tool_use_id: call.id.clone(),
             tool_name: call.name.clone(),

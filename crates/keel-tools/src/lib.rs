@@ -41,6 +41,9 @@ pub struct ToolOutput {
     pub content: String,
     /// A structured form for frontends (Claude Code's `tool_use_result`), if the tool has one.
     pub structured: Option<Value>,
+    /// Images sent to the model after the text, each an API image `source` object
+    /// (`{"type":"base64","media_type":"image/png","data":"..."}`).
+    pub images: Vec<Value>,
 }
 
 impl ToolOutput {
@@ -49,6 +52,7 @@ impl ToolOutput {
         Self {
             content: content.into(),
             structured: None,
+            images: Vec::new(),
         }
     }
 }

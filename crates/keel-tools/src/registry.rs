@@ -20,14 +20,33 @@ pub struct ToolCallResult {
     pub is_error: bool,
     /// The structured form for frontends (Claude Code's `tool_use_result`), if any.
     pub structured: Option<Value>,
+    /// Images sent after the text (API image `source` objects).
+    pub images: Vec<Value>,
 }
 
 impl ToolCallResult {
-    fn error(content: impl Into<String>) -> Self {
+    /// The content of the `tool_result` block: the text alone, or text and images as blocks.
+    pub fn to_content(&self) -> keel_protocol::ToolResultContent {
+        use keel_protocol::{ToolResultBlock, ToolResultContent};
+        if self.images.is_empty() {
+            return ToolResultContent::Text(self.content.clone());
+        }
+        let mut blocks = vec![ToolResultBlock::Text {
+            text: self.content.clone(),
+        }];
+        blocks.extend(self.images.iter().map(|source| ToolResultBlock::Image {
+            source: source.clone(),
+        }));
+        ToolResultContent::Blocks(blocks)
+    }
+
+    /// A failed call's result: text only.
+    pub fn error(content: impl Into<String>) -> Self {
         Self {
             content: content.into(),
             is_error: true,
             structured: None,
+            images: Vec::new(),
         }
     }
 }
@@ -191,11 +210,13 @@ impl ToolRegistry {
                 content: limited(out.content, spill_dir).await,
                 is_error: false,
                 structured: out.structured,
+                images: out.images,
             },
             Ok(Err(ToolError::WithOutput(out))) => ToolCallResult {
                 content: limited(out.content, spill_dir).await,
                 is_error: true,
                 structured: out.structured,
+                images: out.images,
             },
             Ok(Err(error)) => ToolCallResult::error(limited(error.to_string(), spill_dir).await),
             Err(join_error) => {
@@ -625,6 +646,7 @@ mod tests {
                 Err(ToolError::WithOutput(ToolOutput {
                     content: "Exit code 2\noops".into(),
                     structured: Some(json!({"stdout": "oops"})),
+                    images: Vec::new(),
                 }))
             }))
             .unwrap();

@@ -214,6 +214,7 @@ async fn run(command: &str, timeout: Duration, ctx: &ToolContext) -> Result<Tool
                 }
             ),
             structured: Some(structured(true)),
+            images: Vec::new(),
         })),
         Ending::Exited(Err(e)) => Err(ToolError::Failed(format!(
             "lost track of the command while waiting for it: {e}"
@@ -230,6 +231,7 @@ async fn run(command: &str, timeout: Duration, ctx: &ToolContext) -> Result<Tool
                         combined
                     },
                     structured: Some(structured(false)),
+                    images: Vec::new(),
                 }),
                 code => {
                     let head = match code {
@@ -244,6 +246,7 @@ async fn run(command: &str, timeout: Duration, ctx: &ToolContext) -> Result<Tool
                     Err(ToolError::WithOutput(ToolOutput {
                         content,
                         structured: Some(structured(false)),
+                        images: Vec::new(),
                     }))
                 }
             }

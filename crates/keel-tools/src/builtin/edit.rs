@@ -133,6 +133,7 @@ fn edit_file(
                 new,
                 &[change],
             )),
+            images: Vec::new(),
         });
     };
     ctx.ensure_read_and_unchanged(path)?;
@@ -187,6 +188,7 @@ fn edit_file(
             &updated,
             &changes,
         )),
+        images: Vec::new(),
     })
 }
 

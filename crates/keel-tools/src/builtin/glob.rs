@@ -123,6 +123,7 @@ fn glob(pattern: &str, dir: &Path, cancel: &CancellationToken) -> Result<ToolOut
             "truncated": truncated,
             "durationMs": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })),
+        images: Vec::new(),
     })
 }
 

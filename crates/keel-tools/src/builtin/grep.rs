@@ -529,6 +529,7 @@ fn render(options: &Options, hits: Vec<FileHits>) -> ToolOutput {
                 "numFiles": 0,
                 "filenames": [],
             })),
+            images: Vec::new(),
         };
     }
     match options.mode {
@@ -550,6 +551,7 @@ fn render(options: &Options, hits: Vec<FileHits>) -> ToolOutput {
                     "numFiles": num_files,
                     "filenames": shown,
                 })),
+                images: Vec::new(),
             }
         }
         Mode::Content => {
@@ -586,6 +588,7 @@ fn render(options: &Options, hits: Vec<FileHits>) -> ToolOutput {
                     "numLines": num_lines,
                 })),
                 content,
+                images: Vec::new(),
             }
         }
         Mode::Count => {
@@ -617,6 +620,7 @@ fn render(options: &Options, hits: Vec<FileHits>) -> ToolOutput {
                     "filenames": hits.iter().map(|h| h.path.display().to_string()).collect::<Vec<_>>(),
                     "numMatches": total,
                 })),
+                images: Vec::new(),
             }
         }
     }

@@ -160,6 +160,7 @@ fn read_window(
         let output = ToolOutput {
             content: format!("(The file {display} exists but is empty.)"),
             structured: Some(file_json(&display, "", 0, 1, 0)),
+            images: Vec::new(),
         };
         return Ok((output, stamp));
     }
@@ -194,6 +195,7 @@ fn read_window(
     let output = ToolOutput {
         content,
         structured: Some(structured),
+        images: Vec::new(),
     };
     Ok((output, stamp))
 }

@@ -87,6 +87,7 @@ impl Tool for Write {
                     "filePath": display,
                     "content": content,
                 })),
+                images: Vec::new(),
             })
         })
         .await
