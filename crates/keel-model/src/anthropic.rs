@@ -1,15 +1,13 @@
 //! The Anthropic Messages API over SSE.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use keel_protocol::{StopReason, Usage};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::http::{self, Timeouts, Translated};
 use crate::{
     BlockStart, ConfigError, EventStream, ModelClient, ModelError, ModelRequest, StreamEvent,
 };
@@ -32,27 +30,6 @@ impl std::fmt::Debug for AnthropicAuth {
         match self {
             Self::ApiKey(_) => f.write_str("ApiKey(***)"),
             Self::Bearer(_) => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
-/// How long to wait at each stage of a request before giving up on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Establishing the TCP/TLS connection.
-    pub connect: Duration,
-    /// From sending the request to the response headers.
-    pub first_byte: Duration,
-    /// Between two stream events once the answer is streaming.
-    pub idle: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(300),
-            idle: Duration::from_secs(300),
         }
     }
 }
@@ -165,11 +142,7 @@ pub struct AnthropicClient {
 impl AnthropicClient {
     /// A client for `config`. Fails only if the HTTP stack cannot be initialised.
     pub fn new(config: AnthropicConfig) -> Result<Self, ModelError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ModelError::Request(format!("cannot initialise HTTP: {e}")))?;
+        let http = http::http_client(&config.timeouts)?;
         let endpoint = format!("{}/v1/messages", config.base_url);
         Ok(Self {
             http,
@@ -178,14 +151,21 @@ impl AnthropicClient {
         })
     }
 
-    /// The request body for `request`, as the Messages API expects it.
+    /// The request body for `request`, as the Messages API expects it: extended thinking when
+    /// `request.thinking` is set, prompt-cache breakpoints when `request.cache` is.
     pub fn body(request: &ModelRequest) -> Value {
+        let mut max_tokens = request.max_tokens;
         let mut body = json!({
             "model": request.model,
-            "max_tokens": request.max_tokens,
             "messages": request.messages,
             "stream": true,
         });
+        if let Some(budget) = thinking_of(request) {
+            let (budget, raised) = thinking_budget(&request.model, budget, max_tokens);
+            max_tokens = raised;
+            body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
+        }
+        body["max_tokens"] = json!(max_tokens);
         if !request.system.is_empty() {
             body["system"] = Value::Array(
                 request
@@ -197,6 +177,9 @@ impl AnthropicClient {
         }
         if !request.tools.is_empty() {
             body["tools"] = json!(request.tools);
+        }
+        if cache_of(request) {
+            add_cache_breakpoints(&mut body);
         }
         body
     }
@@ -221,18 +204,113 @@ impl AnthropicClient {
     }
 
     async fn error_from_response(&self, response: reqwest::Response) -> ModelError {
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
-        let (error_type, message) = parse_error_body(&text);
-        let help = self.help_for(status, &message);
+        let error = http::read_error(response, self.config.timeouts.idle).await;
+        let help = self.help_for(error.status, &error.message);
         ModelError::Api {
-            status,
-            error_type,
-            message,
+            status: error.status,
+            error_type: error.error_type,
+            message: error.message,
             help,
-            retry_after,
+            retry_after: error.retry_after,
         }
+    }
+}
+
+// TEMPORARY until ModelRequest gains its fields (done last, to keep the engine building).
+fn thinking_of(_request: &ModelRequest) -> Option<u32> {
+    None
+}
+fn cache_of(_request: &ModelRequest) -> bool {
+    false
+}
+
+/// The thinking budget and `max_tokens` to send. The API wants a budget of at least 1024 and
+/// `max_tokens` above the budget (the budget is part of the output); `max_tokens` is raised to
+/// leave room for the answer, within what the model can produce, and the budget lowered when
+/// even that is not enough.
+fn thinking_budget(model: &str, budget: u32, max_tokens: u32) -> (u32, u32) {
+    const MIN_BUDGET: u32 = 1024;
+    const ANSWER_ROOM: u32 = 4096;
+    let budget = budget.max(MIN_BUDGET);
+    if max_tokens > budget {
+        return (budget, max_tokens);
+    }
+    let ceiling = crate::models::default_max_tokens(model).max(max_tokens);
+    let raised = budget.saturating_add(ANSWER_ROOM).min(ceiling);
+    if raised > budget {
+        (budget, raised)
+    } else {
+        // The model cannot fit this budget plus an answer: think in half of what it can write.
+        (
+            (raised / 2).max(MIN_BUDGET),
+            raised.max(MIN_BUDGET.saturating_mul(2)),
+        )
+    }
+}
+
+/// The most cache breakpoints the API accepts in one request.
+const MAX_BREAKPOINTS: usize = 4;
+
+/// Marks prompt-cache breakpoints: the last tool (caches the tools), the last system block
+/// (tools + system), and the last content block of the last two user messages (the
+/// conversation so far, and the previous turn's prefix in case the newest turn added more
+/// blocks than the API looks back over). Empty text and thinking blocks cannot carry a
+/// breakpoint, so the nearest eligible block before them is used.
+fn add_cache_breakpoints(body: &mut Value) {
+    let ephemeral = json!({"type": "ephemeral"});
+    let mut placed = 0;
+    if let Some(last) = body
+        .get_mut("tools")
+        .and_then(Value::as_array_mut)
+        .and_then(|tools| tools.last_mut())
+        .and_then(Value::as_object_mut)
+    {
+        last.insert("cache_control".into(), ephemeral.clone());
+        placed += 1;
+    }
+    if let Some(last) = body
+        .get_mut("system")
+        .and_then(Value::as_array_mut)
+        .and_then(|blocks| {
+            blocks
+                .iter_mut()
+                .rev()
+                .find(|b| b["text"].as_str().is_some_and(|t| !t.is_empty()))
+        })
+        .and_then(Value::as_object_mut)
+    {
+        last.insert("cache_control".into(), ephemeral.clone());
+        placed += 1;
+    }
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for message in messages
+        .iter_mut()
+        .rev()
+        .filter(|m| m["role"] == "user")
+        .take(2)
+    {
+        if placed >= MAX_BREAKPOINTS {
+            break;
+        }
+        let block = message
+            .get_mut("content")
+            .and_then(Value::as_array_mut)
+            .and_then(|blocks| blocks.iter_mut().rev().find(|b| can_carry_breakpoint(b)))
+            .and_then(Value::as_object_mut);
+        if let Some(block) = block {
+            block.insert("cache_control".into(), ephemeral.clone());
+            placed += 1;
+        }
+    }
+}
+
+fn can_carry_breakpoint(block: &Value) -> bool {
+    match block["type"].as_str() {
+        Some("text") => block["text"].as_str().is_some_and(|t| !t.is_empty()),
+        Some("thinking" | "redacted_thinking") | None => false,
+        Some(_) => true,
     }
 }
 
@@ -249,89 +327,37 @@ impl ModelClient for AnthropicClient {
             AnthropicAuth::ApiKey(key) => builder.header("x-api-key", key),
             AnthropicAuth::Bearer(token) => builder.bearer_auth(token),
         };
+        if thinking_of(request).is_some() && wants_interleaved_thinking(&request.model) {
+            // Lets Claude 4 models think between tool calls, not only before the first.
+            builder = builder.header("anthropic-beta", INTERLEAVED_THINKING);
+        }
         for (name, value) in &self.config.extra_headers {
             builder = builder.header(name, value);
         }
         let timeouts = self.config.timeouts;
-        let response = match tokio::time::timeout(timeouts.first_byte, builder.send()).await {
-            Err(_) => {
-                return Err(ModelError::Timeout {
-                    phase: "waiting for the response to start",
-                    after: timeouts.first_byte,
-                });
-            }
-            Ok(Err(error)) => return Err(connect_error(&self.endpoint, &error)),
-            Ok(Ok(response)) => response,
-        };
+        let response = http::send(builder, &self.endpoint, &timeouts).await?;
         if !response.status().is_success() {
             return Err(self.error_from_response(response).await);
         }
-        Ok(sse_events(response, timeouts.idle))
+        Ok(http::sse_events(response, timeouts.idle, AnthropicEvents))
     }
 }
 
-/// Turns an SSE response into stream events, enforcing the idle timeout between events.
-fn sse_events(response: reqwest::Response, idle: Duration) -> EventStream {
-    struct State<S> {
-        sse: S,
-        pending: VecDeque<StreamEvent>,
-        done: bool,
-    }
-    let sse = response.bytes_stream().eventsource();
-    let state = State {
-        sse: Box::pin(sse),
-        pending: VecDeque::new(),
-        done: false,
-    };
-    Box::pin(futures::stream::unfold(
-        state,
-        move |mut state| async move {
-            loop {
-                if let Some(event) = state.pending.pop_front() {
-                    return Some((Ok(event), state));
-                }
-                if state.done {
-                    return None;
-                }
-                let next = match tokio::time::timeout(idle, state.sse.next()).await {
-                    Err(_) => {
-                        state.done = true;
-                        let error = ModelError::Timeout {
-                            phase: "the stream went silent",
-                            after: idle,
-                        };
-                        return Some((Err(error), state));
-                    }
-                    Ok(next) => next,
-                };
-                let event = match next {
-                    None => return None,
-                    Some(Err(error)) => {
-                        state.done = true;
-                        return Some((Err(ModelError::StreamBroken(error.to_string())), state));
-                    }
-                    Some(Ok(event)) => event,
-                };
-                match translate(&event.event, &event.data) {
-                    Ok(Translated::Events(events)) => state.pending.extend(events),
-                    Ok(Translated::Stop) => {
-                        state.pending.push_back(StreamEvent::MessageStop);
-                        state.done = true;
-                    }
-                    Err(error) => {
-                        state.done = true;
-                        return Some((Err(error), state));
-                    }
-                }
-            }
-        },
-    ))
+/// The beta that allows thinking between tool calls.
+const INTERLEAVED_THINKING: &str = "interleaved-thinking-2025-05-14";
+
+fn wants_interleaved_thinking(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    m.contains("claude") && m.contains("-4")
 }
 
-/// What one SSE event means to keel.
-enum Translated {
-    Events(Vec<StreamEvent>),
-    Stop,
+/// Anthropic's SSE events need no state to translate.
+struct AnthropicEvents;
+
+impl http::Translate for AnthropicEvents {
+    fn event(&mut self, name: &str, data: &str) -> Result<Translated, ModelError> {
+        translate(name, data)
+    }
 }
 
 #[derive(Deserialize)]
@@ -546,7 +572,12 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
             stop_sequence: delta.stop_sequence,
             usage: usage.into(),
         }],
-        WireEvent::MessageStop => return Ok(Translated::Stop),
+        WireEvent::MessageStop => {
+            return Ok(Translated {
+                events: vec![StreamEvent::MessageStop],
+                done: true,
+            });
+        }
         WireEvent::Ping => vec![StreamEvent::Ping],
         WireEvent::Error { error } => {
             return Err(ModelError::StreamError {
@@ -556,67 +587,7 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
         }
         WireEvent::Unknown => vec![],
     };
-    Ok(Translated::Events(events))
-}
-
-/// The error type and message from an API error body; non-JSON bodies (a proxy's HTML page)
-/// are shortened to their first line.
-fn parse_error_body(text: &str) -> (String, String) {
-    #[derive(Deserialize)]
-    struct Body {
-        error: WireError,
-    }
-    match serde_json::from_str::<Body>(text) {
-        Ok(body) => (body.error.error_type, body.error.message),
-        Err(_) => {
-            let first = text.trim().lines().next().unwrap_or("").trim();
-            let message = if first.is_empty() {
-                "(empty response body)".to_string()
-            } else {
-                first.chars().take(300).collect()
-            };
-            (String::new(), message)
-        }
-    }
-}
-
-/// The server's `retry-after` (seconds or an HTTP date) or `retry-after-ms` header.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    let value = headers
-        .get("retry-after")?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_string();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
-    }
-    let when = chrono::DateTime::parse_from_rfc2822(&value).ok()?;
-    let wait = when.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
-/// A send error as the user should read it: the deepest cause, which names the real problem
-/// (connection refused, DNS failure, certificate).
-pub(crate) fn connect_error(url: &str, error: &reqwest::Error) -> ModelError {
-    let mut reason = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        reason = cause.to_string();
-        source = cause.source();
-    }
-    ModelError::Connect {
-        url: url.to_string(),
-        reason,
-    }
+    Ok(Translated::more(events))
 }
 
 #[cfg(test)]
@@ -692,38 +663,15 @@ mod tests {
     }
 
     #[test]
-    fn error_bodies_are_parsed_or_shortened() {
-        assert_eq!(
-            parse_error_body(
-                r#"{"type":"error","error":{"type":"not_found_error","message":"model: x"}}"#
-            ),
-            ("not_found_error".into(), "model: x".into())
-        );
-        assert_eq!(
-            parse_error_body("<html>\n<body>Bad Gateway</body>"),
-            (String::new(), "<html>".into())
-        );
-        assert_eq!(
-            parse_error_body(""),
-            (String::new(), "(empty response body)".into())
-        );
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_milliseconds() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("retry-after", "2".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(2)));
-        headers.insert("retry-after-ms", "1500".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_millis(1500)));
-    }
-
-    #[test]
     fn wire_events_translate() {
-        let Ok(Translated::Events(events)) = translate(
+        let Ok(Translated {
+            events,
+            done: false,
+        }) = translate(
             "content_block_start",
             r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"Read","input":{}}}"#,
-        ) else {
+        )
+        else {
             panic!("not translated");
         };
         assert_eq!(
@@ -753,7 +701,7 @@ mod tests {
         ));
         assert!(matches!(
             translate("future_event", r#"{"type":"future_event","x":1}"#),
-            Ok(Translated::Events(e)) if e.is_empty()
+            Ok(Translated { events, done: false }) if events.is_empty()
         ));
     }
 }

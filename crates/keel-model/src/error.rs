@@ -62,6 +62,21 @@ pub enum ModelError {
     /// The request could not be built or sent (a bug or a bad setting, not a server problem).
     #[error("cannot send the model request: {0}")]
     Request(String),
+    /// The model (or the server running it) cannot call tools, and keel cannot work without them.
+    #[error(
+        "the model {model:?} cannot call tools ({detail}), and keel needs tools to read, edit and run things. {help}"
+    )]
+    ToolsUnsupported {
+        /// The model asked for.
+        model: String,
+        /// The server's own words.
+        detail: String,
+        /// What to pick or change instead.
+        help: String,
+    },
+    /// A replay file could not answer (missing, unreadable, or out of recorded responses).
+    #[error("{0}")]
+    Replay(String),
 }
 
 fn api_message(status: u16, error_type: &str, message: &str, help: Option<&str>) -> String {
@@ -90,24 +105,36 @@ fn api_message(status: u16, error_type: &str, message: &str, help: Option<&str>)
     line
 }
 
+/// Statuses that mean "try again": timeout, conflict, rate limit, server errors, overload.
+fn retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
+}
+
 impl ModelError {
     /// Whether sending the same request again may succeed (rate limits, overload, server
     /// errors, broken connections), as opposed to errors that need the user to change something.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Api { status, .. } => {
-                matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529)
-            }
+            Self::Api { status, .. } => retryable_status(*status),
             Self::Connect { .. }
             | Self::Timeout { .. }
             | Self::StreamEnded
             | Self::StreamBroken(_)
             | Self::MalformedEvent { .. } => true,
-            Self::StreamError { error_type, .. } => matches!(
-                error_type.as_str(),
-                "overloaded_error" | "api_error" | "rate_limit_error" | "timeout_error"
-            ),
-            Self::Request(_) => false,
+            // Anthropic's transient error types, and OpenAI's `server_error` (also what
+            // llama.cpp and vLLM send when generation fails mid-stream).
+            Self::StreamError { error_type, .. } => {
+                matches!(
+                    error_type.as_str(),
+                    "overloaded_error"
+                        | "api_error"
+                        | "rate_limit_error"
+                        | "timeout_error"
+                        | "server_error"
+                        | "rate_limit_exceeded"
+                ) || error_type.parse().is_ok_and(retryable_status)
+            }
+            Self::Request(_) | Self::ToolsUnsupported { .. } | Self::Replay(_) => false,
         }
     }
 

@@ -1,6 +1,11 @@
 //! Talking to models. A provider-neutral [`ModelClient`] trait streams [`StreamEvent`]s that a
-//! [`MessageAccumulator`] turns into a complete [`AssistantMessage`]; the Anthropic Messages API
-//! client implements it over SSE. Pricing lives here too, so cost is computed in one place.
+//! [`MessageAccumulator`] turns into a complete [`AssistantMessage`]. Implementations: the
+//! Anthropic Messages API (SSE), OpenAI-compatible chat completions (OpenAI, Ollama, vLLM,
+//! llama.cpp, OpenRouter, gateways), and replay from a recorded file; [`RecordingClient`] writes
+//! such files. [`select`] picks the provider from options and the environment, [`RetryPolicy`]
+//! says when to resend, and pricing lives here too, so cost is computed in one place.
+//!
+//! [`AssistantMessage`]: keel_protocol::AssistantMessage
 
 use std::pin::Pin;
 
@@ -11,13 +16,29 @@ use keel_protocol::{Message, ToolSpec};
 mod accumulate;
 mod anthropic;
 mod error;
+mod http;
 pub mod models;
+mod openai;
 pub mod pricing;
+mod provider;
+mod replay;
+mod retry;
 
 pub use accumulate::{Assembled, InvalidToolInput, MessageAccumulator};
 pub use anthropic::{AnthropicAuth, AnthropicClient, AnthropicConfig};
 pub use error::{ConfigError, ModelError};
+pub use http::Timeouts;
 pub use models::{DEFAULT_MODEL, default_max_tokens};
+pub use openai::{OpenAiClient, OpenAiConfig, ReasoningParam, TokenLimitParam};
+pub use pricing::{PriceOverride, Pricing};
+pub use provider::{
+    EnvLookup, OLLAMA_DEFAULT_HOST, Preset, ProviderKind, ProviderOptions, QUICKSTART_REPLAY,
+    Selected, SelectedBy, SelectionError, UnknownProvider, ollama_model_has_tools, preset, select,
+};
+pub use replay::{
+    RecordingClient, ReplayClient, ReplayRecord, RequestSummary, parse_records, replay_events,
+};
+pub use retry::{DEFAULT_MAX_RETRIES, Retry, RetryPolicy};
 
 /// Everything one model request needs, independent of the provider's wire format.
 #[derive(Debug, Clone, PartialEq)]

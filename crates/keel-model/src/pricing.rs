@@ -1,8 +1,12 @@
 //! What tokens cost. One table, per model family, in US dollars per million tokens, so the cost
-//! shown to the user is computed in exactly one place. Unknown models have no price: keel reports
-//! their tokens and says the cost is unknown rather than guessing.
+//! shown to the user is computed in exactly one place; settings may override or add prices
+//! ([`Pricing`]). Unknown models have no price: keel reports their tokens and says the cost is
+//! unknown rather than guessing.
 
 use keel_protocol::Usage;
+use serde::{Deserialize, Serialize};
+
+use crate::ConfigError;
 
 /// Prices of one model family, in US dollars per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,9 +77,102 @@ pub fn price_of(model: &str) -> Option<Price> {
         .map(|(_, price)| *price)
 }
 
-/// The cost of `usage` on `model` in US dollars, or `None` if the model's price is unknown.
+/// The cost of `usage` on `model` in US dollars at built-in prices, or `None` if the model's
+/// price is unknown. [`Pricing::cost`] also applies the user's overrides.
 pub fn cost_usd(model: &str, usage: &Usage) -> Option<f64> {
     price_of(model).map(|price| price.cost(usage))
+}
+
+/// A price from settings, in US dollars per million tokens (JSON: `{"input": 3, "output": 15,
+/// "cacheWrite": 3.75, "cacheRead": 0.3}`). Cache prices default to Anthropic's ratios,
+/// 1.25x input for writes and 0.1x for reads; providers that bill no cache writes report no
+/// cache-write tokens, so that default costs them nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceOverride {
+    /// Uncached input.
+    pub input: f64,
+    /// Output.
+    pub output: f64,
+    /// Input written to the prompt cache; default `input * 1.25`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Input read from the prompt cache; default `input * 0.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
+}
+
+impl PriceOverride {
+    /// The full price, defaults filled in.
+    pub fn price(&self) -> Price {
+        Price::new(
+            self.input,
+            self.output,
+            self.cache_write.unwrap_or(self.input * 1.25),
+            self.cache_read.unwrap_or(self.input * 0.1),
+        )
+    }
+}
+
+/// Prices for a session: the built-in table plus the user's overrides, which win. An override
+/// applies to the model it names and to names that start with it (`"qwen2.5-coder"` prices
+/// `qwen2.5-coder:32b`), ignoring case and a provider prefix; the longest matching name wins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pricing {
+    /// Lowercased model names and their prices, longest name first.
+    overrides: Vec<(String, Price)>,
+}
+
+impl Pricing {
+    /// The built-in prices only.
+    pub fn builtin() -> Self {
+        Self::default()
+    }
+
+    /// The built-in prices with `overrides` (model name → price) on top. Negative or non-finite
+    /// prices are refused, naming the model.
+    pub fn with_overrides(
+        overrides: impl IntoIterator<Item = (String, PriceOverride)>,
+    ) -> Result<Self, ConfigError> {
+        let mut list = Vec::new();
+        for (model, price) in overrides {
+            let full = price.price();
+            for (field, value) in [
+                ("input", full.input),
+                ("output", full.output),
+                ("cacheWrite", full.cache_write),
+                ("cacheRead", full.cache_read),
+            ] {
+                if !value.is_finite() || value < 0.0 {
+                    return Err(ConfigError::Invalid {
+                        setting: format!("pricing \"{model}\".{field}"),
+                        problem: format!(
+                            "{value} is not a price; give US dollars per million tokens, e.g. 3.0"
+                        ),
+                    });
+                }
+            }
+            list.push((model.trim().to_ascii_lowercase(), full));
+        }
+        list.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
+        Ok(Self { overrides: list })
+    }
+
+    /// The price of `model`: an override if one matches, else the built-in one.
+    pub fn price(&self, model: &str) -> Option<Price> {
+        let name = model.to_ascii_lowercase();
+        let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+        self.overrides
+            .iter()
+            .find(|(key, _)| name.starts_with(key.as_str()) || base.starts_with(key.as_str()))
+            .map(|(_, price)| *price)
+            .or_else(|| price_of(model))
+    }
+
+    /// The cost of `usage` on `model` in US dollars, or `None` if its price is unknown.
+    pub fn cost(&self, model: &str, usage: &Usage) -> Option<f64> {
+        self.price(model).map(|price| price.cost(usage))
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +210,73 @@ mod tests {
         assert_eq!(price_of("gpt-4o-mini").unwrap().input, 0.15);
         assert_eq!(price_of("gpt-4o-2024-08-06").unwrap().input, 2.5);
         assert_eq!(price_of("anthropic/claude-haiku-4-5").unwrap().input, 1.0);
+    }
+
+    #[test]
+    fn overrides_win_match_by_prefix_and_fill_cache_prices() {
+        let pricing = Pricing::with_overrides([
+            (
+                "qwen2.5-coder".to_string(),
+                PriceOverride {
+                    input: 0.2,
+                    output: 0.6,
+                    cache_write: None,
+                    cache_read: None,
+                },
+            ),
+            (
+                "claude-sonnet-4-5".to_string(),
+                serde_json::from_str(r#"{"input": 2, "output": 10, "cacheRead": 0.5}"#).unwrap(),
+            ),
+        ])
+        .unwrap();
+        let price = pricing.price("qwen2.5-coder:32b").unwrap();
+        assert!(
+            (price.cache_write - 0.25).abs() < 1e-12 && (price.cache_read - 0.02).abs() < 1e-12
+        );
+        assert_eq!(
+            pricing.price("openrouter/Qwen2.5-Coder-32B").unwrap().input,
+            0.2
+        );
+        let sonnet = pricing.price("claude-sonnet-4-5-20250929").unwrap();
+        assert_eq!(
+            (sonnet.input, sonnet.cache_write, sonnet.cache_read),
+            (2.0, 2.5, 0.5)
+        );
+        // Others keep the built-in table; unknown stays unknown.
+        assert_eq!(pricing.price("claude-haiku-4-5").unwrap().input, 1.0);
+        assert_eq!(pricing.cost("llama3.1", &usage(1, 1, 0, 0)), None);
+        assert_eq!(
+            Pricing::builtin().cost("claude-sonnet-4-5", &usage(1_000_000, 0, 0, 0)),
+            Some(3.0)
+        );
+    }
+
+    #[test]
+    fn bad_override_prices_are_named() {
+        let error = Pricing::with_overrides([(
+            "m".to_string(),
+            PriceOverride {
+                input: -1.0,
+                output: 1.0,
+                cache_write: None,
+                cache_read: None,
+            },
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("pricing \"m\".input: -1 is not a price"),
+            "{error}"
+        );
+        let parsed =
+            serde_json::from_str::<PriceOverride>(r#"{"input": 1, "output": 2, "cache": 1}"#);
+        assert!(
+            parsed
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field `cache`")
+        );
     }
 
     #[test]
