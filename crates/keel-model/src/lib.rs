@@ -55,6 +55,21 @@ pub struct ModelRequest {
     pub max_tokens: u32,
 }
 
+impl ModelRequest {
+    /// A request for `model` with `messages`, no system prompt, no tools, and the model's
+    /// default output limit; set the other fields directly.
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> Self {
+        let model = model.into();
+        Self {
+            max_tokens: default_max_tokens(&model),
+            model,
+            system: Vec::new(),
+            messages,
+            tools: Vec::new(),
+        }
+    }
+}
+
 /// The stream of events of one model turn.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ModelError>> + Send>>;
 

@@ -1034,17 +1034,15 @@ mod tests {
     use keel_protocol::ToolSpec;
 
     fn request(messages: Vec<Message>) -> ModelRequest {
-        ModelRequest {
-            model: "gpt-test".into(),
-            system: vec!["You are keel.".into(), "Be brief.".into()],
-            messages,
-            tools: vec![ToolSpec {
-                name: "Read".into(),
-                description: "Reads a file".into(),
-                input_schema: json!({"type": "object"}),
-            }],
-            max_tokens: 1000,
-        }
+        let mut request = ModelRequest::new("gpt-test", messages);
+        request.system = vec!["You are keel.".into(), "Be brief.".into()];
+        request.tools = vec![ToolSpec {
+            name: "Read".into(),
+            description: "Reads a file".into(),
+            input_schema: json!({"type": "object"}),
+        }];
+        request.max_tokens = 1000;
+        request
     }
 
     fn feed(data: &[&str]) -> Result<Vec<StreamEvent>, ModelError> {
