@@ -131,7 +131,15 @@ async fn reads_greps_edits_runs_bash_and_answers() {
     assert!(system.contains(&format!("Working directory: {}", h.project().display())));
     assert_eq!(
         tool_names(&first.body),
-        ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
+        [
+            "Read",
+            "Write",
+            "Edit",
+            "Bash",
+            "Glob",
+            "Grep",
+            "ExitPlanMode"
+        ]
     );
     assert_eq!(required_of(&first.body, "Read"), ["file_path"]);
     assert_eq!(required_of(&first.body, "Write"), ["content", "file_path"]);

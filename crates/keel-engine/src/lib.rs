@@ -1,28 +1,40 @@
-//! The agent loop. A `Session` takes `Op`s (prompts, interrupts), talks to a model, runs the
-//! tools it asks for and reports everything it does as `Event`s. Frontends only translate.
+//! The agent loop. A `Session` takes `Op`s (prompts, interrupts, approvals, mode and model
+//! switches), talks to a model, runs the tools it asks for under the permission policy, and
+//! reports everything it does as `Event`s, which are also its transcript. Frontends only
+//! translate.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use keel_model::{Assembled, MessageAccumulator, ModelClient, ModelRequest, StreamEvent};
+use keel_model::{ModelClient, ModelError};
+use keel_policy::{PermissionMode, Policy};
 use keel_protocol::{
-    AssistantMessage, ContentBlock, Event, Message, Op, Outcome, PermissionDenial, Role, SessionId,
-    StopReason, Usage,
+    ApprovalAnswer, Event, Message, NoticeLevel, Op, Outcome, PermissionDenial, SessionId, Usage,
 };
-use keel_tools::{ToolCallResult, ToolContext, ToolRegistry};
-use serde_json::Value;
+use keel_session::TranscriptWriter;
+use keel_tools::{ToolContext, ToolRegistry};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod emit;
 mod permission;
-pub use permission::PermissionMode;
+mod plan_mode;
+mod tools;
+mod turn;
+
+pub use emit::EventSender;
+pub use permission::Approver;
+pub use plan_mode::ExitPlanMode;
+
+use emit::{Emitter, lock};
+use permission::Permissions;
 
 /// How a session talks to its model and how far it may go.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// The model name sent with every request.
+    /// The model name sent with every request (until changed by an op).
     pub model: String,
     /// `max_tokens` for every request.
     pub max_tokens: u32,
@@ -30,14 +42,52 @@ pub struct SessionConfig {
     pub system: Vec<String>,
     /// Stop a run after this many model turns (`--max-turns`).
     pub max_turns: Option<u32>,
-    /// Which tool calls run without asking.
-    pub permission_mode: PermissionMode,
+    /// How often a failed model request is retried before the run fails.
+    pub max_retries: u32,
 }
 
-/// Where events go. Sending never blocks; a frontend that went away just stops receiving.
-pub type EventSender = mpsc::UnboundedSender<Event>;
+impl SessionConfig {
+    /// A configuration with keel's defaults for everything but the model and system prompt.
+    pub fn new(model: impl Into<String>, system: Vec<String>) -> Self {
+        let model = model.into();
+        Self {
+            max_tokens: keel_model::default_max_tokens(&model),
+            model,
+            system,
+            max_turns: None,
+            max_retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+}
 
-/// One agent conversation: its history, tools and model.
+/// Retries of a failed model request before the run fails (Claude Code retries up to 10 times).
+pub const DEFAULT_MAX_RETRIES: u32 = 10;
+
+/// Everything a session is made of.
+pub struct SessionSetup {
+    /// The session's id (new, or the resumed session's).
+    pub id: SessionId,
+    /// Model and limits.
+    pub config: SessionConfig,
+    /// The model provider.
+    pub client: Arc<dyn ModelClient>,
+    /// The tools offered to the model.
+    pub tools: ToolRegistry,
+    /// Per-session tool state (working directory, files read, spill folder).
+    pub tool_ctx: ToolContext,
+    /// The permission policy (mode, rules, working directories).
+    pub policy: Policy,
+    /// Who answers permission questions.
+    pub approver: Approver,
+    /// Where "always allow" answers are saved, if anywhere.
+    pub local_settings: Option<PathBuf>,
+    /// The conversation so far (empty for a new session).
+    pub history: Vec<Message>,
+    /// The transcript to append events to, if the session is recorded.
+    pub transcript: Option<TranscriptWriter>,
+}
+
+/// One agent conversation: its history, tools, model and permissions.
 pub struct Session {
     id: SessionId,
     config: SessionConfig,
@@ -45,44 +95,50 @@ pub struct Session {
     tools: ToolRegistry,
     tool_ctx: ToolContext,
     messages: Vec<Message>,
+    shared: Arc<Shared>,
+    transcript: Option<TranscriptWriter>,
+}
+
+/// State the op loop changes while a run is going on.
+pub(crate) struct Shared {
+    pub(crate) permissions: Permissions,
+    pub(crate) model: Mutex<String>,
 }
 
 /// Totals of one run, gathered as it goes.
 #[derive(Debug, Default)]
-struct RunTally {
-    turns: u32,
-    usage: Usage,
-    cost_usd: f64,
-    api_time: Duration,
-    denials: Vec<PermissionDenial>,
-    last_text: String,
-}
-
-/// How one model turn ended.
-enum TurnEnd {
-    /// The model's message arrived whole.
-    Complete(Assembled),
-    /// The user interrupted; whatever had arrived.
-    Interrupted(Assembled),
-    /// The request or the stream failed.
-    Failed(keel_model::ModelError, Assembled),
+pub(crate) struct RunTally {
+    pub(crate) turns: u32,
+    pub(crate) usage: Usage,
+    pub(crate) cost_usd: f64,
+    pub(crate) api_time: Duration,
+    pub(crate) denials: Vec<PermissionDenial>,
+    pub(crate) last_text: String,
 }
 
 impl Session {
-    /// A new session with an empty history.
-    pub fn new(
-        config: SessionConfig,
-        client: Arc<dyn ModelClient>,
-        tools: ToolRegistry,
-        tool_ctx: ToolContext,
-    ) -> Self {
+    /// A session ready to serve.
+    pub fn new(setup: SessionSetup) -> Self {
+        let mut tools = setup.tools;
+        let shared = Arc::new(Shared {
+            permissions: Permissions::new(setup.policy, setup.approver, setup.local_settings),
+            model: Mutex::new(setup.config.model.clone()),
+        });
+        // Tools a bare deny rule names are not offered at all, as Claude Code does.
+        tools.retain(|name| !shared.permissions.is_hidden(name));
+        if tools.get(plan_mode::NAME).is_none() && !shared.permissions.is_hidden(plan_mode::NAME) {
+            // Registering cannot fail: the name is free (checked above) and the schema is fixed.
+            let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
+        }
         Self {
-            id: SessionId::new(),
-            config,
-            client,
+            id: setup.id,
+            config: setup.config,
+            client: setup.client,
             tools,
-            tool_ctx,
-            messages: Vec::new(),
+            tool_ctx: setup.tool_ctx,
+            messages: setup.history,
+            shared,
+            transcript: setup.transcript,
         }
     }
 
@@ -96,86 +152,91 @@ impl Session {
         &self.messages
     }
 
+    /// Names of the tools offered to the model.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.tools.names()
+    }
+
     /// The event that announces this session to a frontend.
-    pub fn started_event(&self) -> Event {
+    fn started_event(&self) -> Event {
         Event::SessionStarted {
             session_id: self.id.clone(),
-            model: self.config.model.clone(),
+            model: lock(&self.shared.model).clone(),
             cwd: self.tool_ctx.project_root.display().to_string(),
             tools: self.tools.names(),
-            permission_mode: self.config.permission_mode.as_str().to_string(),
+            permission_mode: self.shared.permissions.mode().as_str().to_string(),
         }
     }
 
     /// Serves `ops` until the sender is dropped: each prompt is worked on until the model stops;
-    /// an interrupt stops the running one. Prompts that arrive during a run are queued.
+    /// an interrupt stops the running one; approvals, mode and model switches apply at once.
+    /// Prompts that arrive during a run are queued. Every event goes to `events` and, when the
+    /// session is recorded, to its transcript, which is closed (synced) before this returns.
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
-        let _ = events.send(self.started_event());
-        // Ops that arrive during a run wait until it ends, in arrival order.
+        let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
+        emitter.emit(self.started_event());
         let mut queued: VecDeque<Op> = VecDeque::new();
         let mut ops_open = true;
         loop {
             let next = match queued.pop_front() {
                 Some(op) => op,
-                None if !ops_open => return,
+                None if !ops_open => break,
                 None => match ops.recv().await {
                     Some(op) => op,
-                    None => return,
+                    None => break,
                 },
             };
             let prompt = match next {
                 Op::UserInput { text } => text,
-                Op::Interrupt => continue,
+                Op::Compact { .. } => {
+                    emitter.emit(Event::Notice {
+                        level: NoticeLevel::Warning,
+                        message: "compaction is not available in this session".into(),
+                    });
+                    continue;
+                }
                 other => {
-                    self.control(other, &events);
+                    if let Some(op) = control(&self.shared, &emitter, other) {
+                        queued.push_back(op);
+                    }
                     continue;
                 }
             };
             let cancel = CancellationToken::new();
-            let run = self.run(prompt, &events, cancel.clone());
+            let shared = self.shared.clone();
+            let run = self.run(prompt, &emitter, cancel.clone());
             tokio::pin!(run);
             loop {
                 tokio::select! {
                     () = &mut run => break,
                     op = ops.recv(), if ops_open => match op {
                         Some(Op::Interrupt) => cancel.cancel(),
-                        Some(other) => queued.push_back(other),
+                        Some(other) => {
+                            if let Some(op) = control(&shared, &emitter, other) {
+                                queued.push_back(op);
+                            }
+                        }
                         None => ops_open = false,
                     },
                 }
             }
         }
-    }
-
-    /// Handles an op that is not a prompt or an interrupt.
-    fn control(&mut self, op: Op, events: &EventSender) {
-        match op {
-            Op::SetModel { model } => {
-                self.config.model.clone_from(&model);
-                let _ = events.send(Event::ModelChanged { model });
-            }
-            other => {
-                let _ = events.send(Event::Notice {
-                    level: keel_protocol::NoticeLevel::Warning,
-                    message: format!("this session cannot handle {other:?} yet"),
-                });
-            }
-        }
+        emitter.close();
     }
 
     /// Works on one prompt until the model stops, the turn limit is hit, an error occurs or
     /// `cancel` fires. Always ends with exactly one `RunFinished` event.
-    pub async fn run(&mut self, prompt: String, events: &EventSender, cancel: CancellationToken) {
+    async fn run(&mut self, prompt: String, emitter: &Emitter, cancel: CancellationToken) {
         let started = Instant::now();
         let mut tally = RunTally::default();
         let message = Message::user_text(prompt);
-        let _ = events.send(Event::UserMessage {
+        emitter.emit(Event::UserMessage {
             content: message.content.clone(),
         });
         self.messages.push(message);
         let ctx = self.tool_ctx.with_cancel(cancel.clone());
-        let outcome = self.agent_loop(&ctx, events, &cancel, &mut tally).await;
-        let _ = events.send(Event::RunFinished {
+        let outcome = self.agent_loop(&ctx, emitter, &cancel, &mut tally).await;
+        emitter.emit(Event::RunFinished {
             outcome,
             result: tally.last_text,
             num_turns: tally.turns,
@@ -190,7 +251,7 @@ impl Session {
     async fn agent_loop(
         &mut self,
         ctx: &ToolContext,
-        events: &EventSender,
+        emitter: &Emitter,
         cancel: &CancellationToken,
         tally: &mut RunTally,
     ) -> Outcome {
@@ -204,32 +265,36 @@ impl Session {
                 return Outcome::Interrupted;
             }
             tally.turns += 1;
-            let _ = events.send(Event::TurnStarted { turn: tally.turns });
+            emitter.emit(Event::TurnStarted { turn: tally.turns });
 
             let api_started = Instant::now();
-            let end = self.model_turn(events, cancel).await;
+            let end = self.model_turn(emitter, cancel).await;
             tally.api_time += api_started.elapsed();
 
             let assembled = match end {
-                TurnEnd::Complete(assembled) => assembled,
-                TurnEnd::Interrupted(partial) => {
-                    self.keep_partial(partial, events, tally);
+                turn::TurnEnd::Complete(assembled) => assembled,
+                turn::TurnEnd::Interrupted(partial) => {
+                    self.keep_partial(partial, emitter, tally);
                     return Outcome::Interrupted;
                 }
-                TurnEnd::Failed(error, partial) => {
-                    self.keep_partial(partial, events, tally);
+                turn::TurnEnd::Failed(error, partial) => {
+                    self.keep_partial(partial, emitter, tally);
                     return Outcome::Error {
                         message: error.to_string(),
                     };
                 }
             };
-            let Assembled {
-                message,
-                invalid_tool_inputs,
-            } = assembled;
+            let message = assembled.message.clone();
             self.account(&message, tally);
-            let _ = events.send(Event::AssistantMessage {
+            emitter.emit(Event::AssistantMessage {
                 message: message.clone(),
+            });
+            emitter.emit(Event::ContextUsage {
+                used_tokens: message.usage.input_tokens
+                    + message.usage.cache_creation_input_tokens
+                    + message.usage.cache_read_input_tokens
+                    + message.usage.output_tokens,
+                window_tokens: keel_model::models::context_window(&message.model),
             });
             self.messages.push(message.to_message());
             let text = message.text();
@@ -237,283 +302,119 @@ impl Session {
                 tally.last_text = text;
             }
 
-            let invalid: HashMap<String, String> = invalid_tool_inputs
-                .into_iter()
-                .map(|bad| {
-                    let explanation = format!(
-                        "The input for {} was not a valid JSON object ({}), so the tool was not \
-                         run. Raw input: {}\nCall the tool again with a JSON object that matches \
-                         its input schema.",
-                        bad.tool_name,
-                        bad.error,
-                        truncate_chars(&bad.raw, 2000)
-                    );
-                    (bad.tool_use_id, explanation)
-                })
-                .collect();
-            let calls: Vec<PlannedCall> = message
-                .tool_uses()
-                .map(|call| PlannedCall {
-                    id: call.id.to_string(),
-                    name: call.name.to_string(),
-                    input: call.input.clone(),
-                    invalid_input: invalid.get(call.id).cloned(),
-                })
-                .collect();
-
+            let calls = tools::planned_calls(&assembled);
             if calls.is_empty() {
-                if message.stop_reason == Some(StopReason::PauseTurn) {
-                    continue;
+                match message.stop_reason {
+                    Some(keel_protocol::StopReason::PauseTurn) => continue,
+                    Some(keel_protocol::StopReason::Refusal) => {
+                        return Outcome::Error {
+                            message: "the model declined to continue (stop reason: refusal); \
+                                      rephrase the request or try another model"
+                                .into(),
+                        };
+                    }
+                    Some(keel_protocol::StopReason::MaxTokens) => {
+                        emitter.emit(Event::Notice {
+                            level: NoticeLevel::Warning,
+                            message: format!(
+                                "the answer was cut off at the output limit ({} tokens)",
+                                self.config.max_tokens
+                            ),
+                        });
+                        return Outcome::Success;
+                    }
+                    _ => return Outcome::Success,
                 }
-                return Outcome::Success;
             }
-            let results = self.run_tools(calls, ctx, events, tally).await;
+            let mode_before = self.shared.permissions.mode();
+            let results = self.run_tools(calls, ctx, emitter, tally).await;
             self.messages.push(Message {
-                role: Role::User,
+                role: keel_protocol::Role::User,
                 content: results,
             });
+            let mode_after = self.shared.permissions.mode();
+            if mode_after != mode_before {
+                emitter.emit(Event::PermissionModeChanged {
+                    mode: mode_after.as_str().to_string(),
+                });
+            }
             if cancel.is_cancelled() {
                 return Outcome::Interrupted;
             }
         }
     }
 
-    /// Sends the conversation and streams the answer, turning deltas into events.
-    async fn model_turn(&self, events: &EventSender, cancel: &CancellationToken) -> TurnEnd {
-        let request = ModelRequest {
-            model: self.config.model.clone(),
-            system: self.config.system.clone(),
-            messages: self.messages.clone(),
-            tools: self.tools.specs(),
-            max_tokens: self.config.max_tokens,
-        };
-        let mut accumulator = MessageAccumulator::new();
-        let mut stream = tokio::select! {
-            biased;
-            () = cancel.cancelled() => return TurnEnd::Interrupted(accumulator.finish()),
-            started = self.client.stream(&request) => match started {
-                Ok(stream) => stream,
-                Err(error) => return TurnEnd::Failed(error, accumulator.finish()),
-            },
-        };
-        loop {
-            let item = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return TurnEnd::Interrupted(accumulator.finish()),
-                item = stream.next() => item,
-            };
-            match item {
-                None => break,
-                Some(Ok(event)) => {
-                    match &event {
-                        StreamEvent::TextDelta { text, .. } => {
-                            let _ = events.send(Event::TextDelta { text: text.clone() });
-                        }
-                        StreamEvent::ThinkingDelta { thinking, .. } => {
-                            let _ = events.send(Event::ThinkingDelta {
-                                text: thinking.clone(),
-                            });
-                        }
-                        _ => {}
-                    }
-                    accumulator.push(&event);
-                    if matches!(event, StreamEvent::MessageStop) {
-                        break;
-                    }
-                }
-                Some(Err(error)) => return TurnEnd::Failed(error, accumulator.finish()),
-            }
-        }
-        if accumulator.is_complete() {
-            TurnEnd::Complete(accumulator.finish())
-        } else {
-            TurnEnd::Failed(keel_model::ModelError::StreamEnded, accumulator.finish())
-        }
-    }
-
-    /// Keeps the text of a message cut short (interrupt or error) so nothing the user saw is lost.
-    /// Tool calls in it are dropped: they were never run, and the API requires a result for each.
-    fn keep_partial(&mut self, partial: Assembled, events: &EventSender, tally: &mut RunTally) {
-        let mut message = partial.message;
-        message
-            .content
-            .retain(|block| matches!(block, ContentBlock::Text { text } if !text.is_empty()));
-        self.account(&message, tally);
-        if message.content.is_empty() {
-            return;
-        }
-        tally.last_text = message.text();
-        let _ = events.send(Event::AssistantMessage {
-            message: message.clone(),
-        });
-        self.messages.push(message.to_message());
-    }
-
-    fn account(&self, message: &AssistantMessage, tally: &mut RunTally) {
+    fn account(&self, message: &keel_protocol::AssistantMessage, tally: &mut RunTally) {
         tally.usage.add(&message.usage);
         let model = if message.model.is_empty() {
-            &self.config.model
+            lock(&self.shared.model).clone()
         } else {
-            &message.model
+            message.model.clone()
         };
         // Unknown models have no price; the run reports their tokens and a zero cost.
-        tally.cost_usd += keel_model::pricing::cost_usd(model, &message.usage).unwrap_or(0.0);
+        tally.cost_usd += keel_model::pricing::cost_usd(&model, &message.usage).unwrap_or(0.0);
     }
+}
 
-    /// Runs one turn's tool calls: consecutive read-only calls together, others one by one, in
-    /// the model's order. Returns one `tool_result` block per call, in that order.
-    async fn run_tools(
-        &self,
-        calls: Vec<PlannedCall>,
-        ctx: &ToolContext,
-        events: &EventSender,
-        tally: &mut RunTally,
-    ) -> Vec<ContentBlock> {
-        let mut results = Vec::with_capacity(calls.len());
-        for batch in self.batches(calls) {
-            if ctx.cancel.is_cancelled() {
-                for call in batch {
-                    let result = ToolCallResult {
-                        content: "Not run: the user interrupted before this call started."
-                            .to_string(),
-                        is_error: true,
-                        structured: None,
-                        images: Vec::new(),
-                    };
-                    results.push(self.report(&call, result, events));
-                }
-                continue;
+/// Applies an op that is not a prompt or an interrupt; returns it if it must wait for the
+/// current run to end.
+fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
+    match op {
+        Op::Approval { request_id, answer } => {
+            if !shared.permissions.answer(&request_id, answer) {
+                emitter.emit(Event::Notice {
+                    level: NoticeLevel::Warning,
+                    message: format!(
+                        "no question is waiting for approval {request_id}; the answer was ignored"
+                    ),
+                });
             }
-            let mut runnable = Vec::new();
-            let mut settled: Vec<Option<ToolCallResult>> = Vec::new();
-            for call in &batch {
-                let verdict = self.precheck(call, events, tally);
-                if verdict.is_none() {
-                    let _ = events.send(Event::ToolCallStarted {
-                        tool_use_id: call.id.clone(),
-                        name: call.name.clone(),
-                        input: call.input.clone(),
+            None
+        }
+        Op::SetPermissionMode { mode } => {
+            match mode.parse::<PermissionMode>() {
+                Ok(mode) => {
+                    shared.permissions.set_mode(mode);
+                    emitter.emit(Event::PermissionModeChanged {
+                        mode: mode.as_str().to_string(),
                     });
-                    runnable.push(call);
                 }
-                settled.push(verdict);
+                Err(error) => emitter.emit(Event::Notice {
+                    level: NoticeLevel::Warning,
+                    message: error.to_string(),
+                }),
             }
-            let mut ran = futures::future::join_all(
-                runnable
-                    .iter()
-                    .map(|call| self.tools.call(&call.name, call.input.clone(), ctx)),
-            )
-            .await
-            .into_iter();
-            for (call, verdict) in batch.iter().zip(settled) {
-                let result = match verdict {
-                    Some(result) => result,
-                    None => match ran.next() {
-                        Some(result) => result,
-                        // join_all yields one result per runnable call, and every call without
-                        // a verdict was made runnable, so this arm cannot be reached.
-                        None => ToolCallResult {
-                            content: "internal error: tool result missing".to_string(),
-                            is_error: true,
-                            structured: None,
-                            images: Vec::new(),
-                        },
-                    },
-                };
-                results.push(self.report(call, result, events));
-            }
+            None
         }
-        results
-    }
-
-    /// Splits calls into batches that may run together: a run of read-only calls, or one call.
-    fn batches(&self, calls: Vec<PlannedCall>) -> Vec<Vec<PlannedCall>> {
-        let mut batches: Vec<Vec<PlannedCall>> = Vec::new();
-        let mut last_was_read_only = false;
-        for call in calls {
-            let read_only = self.tools.is_read_only(&call.name).unwrap_or(false);
-            match batches.last_mut() {
-                Some(batch) if read_only && last_was_read_only => batch.push(call),
-                _ => batches.push(vec![call]),
-            }
-            last_was_read_only = read_only;
+        Op::SetModel { model } => {
+            lock(&shared.model).clone_from(&model);
+            emitter.emit(Event::ModelChanged { model });
+            None
         }
-        batches
-    }
-
-    /// Settles a call without running it when its input was unusable or policy refuses it.
-    fn precheck(
-        &self,
-        call: &PlannedCall,
-        events: &EventSender,
-        tally: &mut RunTally,
-    ) -> Option<ToolCallResult> {
-        if let Some(explanation) = &call.invalid_input {
-            return Some(ToolCallResult {
-                content: explanation.clone(),
-                is_error: true,
-                structured: None,
-                images: Vec::new(),
-            });
-        }
-        let read_only = self.tools.is_read_only(&call.name)?;
-        let reason = self.config.permission_mode.refuses(&call.name, read_only)?;
-        let denial = PermissionDenial {
-            tool_name: call.name.clone(),
-            tool_use_id: call.id.clone(),
-            tool_input: call.input.clone(),
-        };
-        tally.denials.push(denial.clone());
-        let _ = events.send(Event::PermissionDenied {
-            denial,
-            reason: reason.clone(),
-        });
-        Some(ToolCallResult {
-            content: reason,
-            is_error: true,
-            structured: None,
-            images: Vec::new(),
-        })
-    }
-
-    fn report(
-        &self,
-        call: &PlannedCall,
-        result: ToolCallResult,
-        events: &EventSender,
-    ) -> ContentBlock {
-        let content = result.to_content();
-        let _ = events.send(Event::ToolResult {
-            tool_use_id: call.id.clone(),
-            tool_name: call.name.clone(),
-            content: content.clone(),
-            is_error: result.is_error,
-            structured: result.structured,
-        });
-        ContentBlock::ToolResult {
-            tool_use_id: call.id.clone(),
-            content,
-            is_error: result.is_error,
-        }
+        Op::Interrupt => None,
+        queued @ (Op::UserInput { .. } | Op::Compact { .. }) => Some(queued),
     }
 }
 
-/// A tool call the model asked for, with the reason it cannot run if its input was unusable.
-#[derive(Debug, Clone)]
-struct PlannedCall {
-    id: String,
-    name: String,
-    input: Value,
-    invalid_input: Option<String>,
+/// An answer that lets a call run once, for frontends and tests.
+pub fn allow_once() -> ApprovalAnswer {
+    ApprovalAnswer::AllowOnce {
+        updated_input: None,
+    }
 }
 
-fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn truncate_chars(text: &str, max: usize) -> String {
+pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     }
+}
+
+/// Whether an error is worth another attempt of the same request.
+pub(crate) fn retryable(error: &ModelError) -> bool {
+    error.is_retryable()
 }

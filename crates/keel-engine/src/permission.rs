@@ -1,54 +1,167 @@
-//! Which tool calls may run without asking. This is the Foundation's interim policy: read-only
-//! tools always run; tools that change files or run commands run only when the user bypassed
-//! permissions. The full rule system (modes, allow/ask/deny rules, hooks) replaces it.
+//! Whether a tool call may run: the policy's decision, and for "ask" the user's answer, which
+//! arrives as an [`Op::Approval`](keel_protocol::Op) through whichever frontend is attached.
 
-/// The session's permission mode, spelled as Claude Code spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PermissionMode {
-    /// Read-only tools run; anything else is refused with an explanation.
-    #[default]
-    Default,
-    /// Every tool runs (`--dangerously-skip-permissions`).
-    BypassPermissions,
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+
+use keel_policy::{Decision, PermissionMode, Policy, RuleList, RuleSource, ToolCall};
+use keel_protocol::ApprovalAnswer;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::emit::lock;
+
+/// Who answers permission questions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approver {
+    /// A frontend answers [`keel_protocol::Event::ApprovalRequested`] with an approval op.
+    Interactive,
+    /// Nobody can answer (print mode): a call that needs approval is denied, with a message
+    /// saying how to allow it.
+    Unattended,
 }
 
-impl PermissionMode {
-    /// Claude Code's name for the mode, as printed in `init` lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Default => "default",
-            Self::BypassPermissions => "bypassPermissions",
+/// The session's permission state, shared between the running turn and the op loop so a mode
+/// switch or an answer takes effect at once.
+pub(crate) struct Permissions {
+    policy: RwLock<Policy>,
+    pending: Mutex<HashMap<String, oneshot::Sender<ApprovalAnswer>>>,
+    approver: Approver,
+    /// Where "always allow" answers are saved (`.keel/settings.local.json`).
+    local_settings: Option<PathBuf>,
+}
+
+/// What the gate decided for one call.
+pub(crate) enum Gate {
+    /// Run it, with this input (an approval may have replaced it).
+    Run(Value),
+    /// Do not run it; the model is told `reason`.
+    Refuse {
+        /// Why, for the model and the user.
+        reason: String,
+    },
+}
+
+impl Permissions {
+    pub(crate) fn new(policy: Policy, approver: Approver, local_settings: Option<PathBuf>) -> Self {
+        Self {
+            policy: RwLock::new(policy),
+            pending: Mutex::new(HashMap::new()),
+            approver,
+            local_settings,
         }
     }
 
-    /// Why a call to `tool` must not run, or `None` if it may.
-    pub fn refuses(self, tool: &str, read_only: bool) -> Option<String> {
-        match self {
-            Self::BypassPermissions => None,
-            Self::Default if read_only => None,
-            Self::Default => Some(format!(
-                "Permission to use {tool} was denied. keel is running in the default permission \
-                 mode, in which only read-only tools (Read, Glob, Grep) run; {tool} changes files \
-                 or runs commands. Tell the user what you wanted to do: they can rerun keel with \
-                 --dangerously-skip-permissions to allow it."
-            )),
+    pub(crate) fn mode(&self) -> PermissionMode {
+        self.read().mode()
+    }
+
+    pub(crate) fn set_mode(&self, mode: PermissionMode) {
+        self.write().set_mode(mode);
+    }
+
+    pub(crate) fn is_hidden(&self, tool: &str) -> bool {
+        self.read().is_hidden(tool)
+    }
+
+    pub(crate) fn decide(
+        &self,
+        tool: &str,
+        input: &Value,
+        cwd: &std::path::Path,
+        read_only: bool,
+    ) -> keel_policy::Verdict {
+        let call = ToolCall::new(tool, input, cwd).with_read_only(read_only);
+        self.read().decide(&call)
+    }
+
+    /// Registers a question and returns where its answer will arrive.
+    pub(crate) fn ask(&self, request_id: &str) -> oneshot::Receiver<ApprovalAnswer> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(request_id.to_string(), tx);
+        rx
+    }
+
+    /// Delivers an answer; false if nobody is waiting for that request.
+    pub(crate) fn answer(&self, request_id: &str, answer: ApprovalAnswer) -> bool {
+        match lock(&self.pending).remove(request_id) {
+            Some(waiting) => waiting.send(answer).is_ok(),
+            None => false,
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Forgets a question that will not be answered (the run was interrupted).
+    pub(crate) fn withdraw(&self, request_id: &str) {
+        lock(&self.pending).remove(request_id);
+    }
 
-    #[test]
-    fn default_mode_refuses_only_mutating_tools() {
-        assert_eq!(PermissionMode::Default.refuses("Read", true), None);
-        let reason = PermissionMode::Default.refuses("Bash", false).unwrap();
-        assert!(reason.contains("--dangerously-skip-permissions"));
-        assert!(reason.contains("Bash"));
-        assert_eq!(
-            PermissionMode::BypassPermissions.refuses("Bash", false),
-            None
+    pub(crate) fn approver(&self) -> &Approver {
+        &self.approver
+    }
+
+    /// Adds "always allow" rules to this session and saves them for the project.
+    pub(crate) fn allow_always(&self, rules: &[String]) -> Result<(), String> {
+        let source = RuleSource::new(
+            self.local_settings
+                .as_ref()
+                .map_or_else(|| "this session".to_string(), |p| p.display().to_string()),
+            self.read()
+                .working_dirs()
+                .first()
+                .cloned()
+                .unwrap_or_default(),
         );
+        let errors =
+            self.write()
+                .add_rules(RuleList::Allow, rules.iter().map(String::as_str), &source);
+        if let Some(error) = errors.first() {
+            return Err(error.to_string());
+        }
+        let Some(path) = &self.local_settings else {
+            return Ok(());
+        };
+        for rule in rules {
+            keel_config::change_file(
+                path,
+                "permissions.allow",
+                keel_config::Change::Add(Value::String(rule.clone())),
+            )
+            .map_err(|e| format!("the rule works for this session but was not saved: {e}"))?;
+        }
+        Ok(())
     }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Policy> {
+        match self.policy.read() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Policy> {
+        match self.policy.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+}
+
+/// The message a model gets when a call needed approval and nobody could give it.
+pub(crate) fn unattended_refusal(tool: &str, reason: &str, suggestions: &[String]) -> String {
+    let allow = match suggestions.first() {
+        Some(rule) => format!("--allowedTools \"{rule}\""),
+        None => format!("--allowedTools \"{tool}\""),
+    };
+    format!(
+        "Permission to use {tool} was not granted: {reason} Nobody can approve it in this \
+         non-interactive run. Tell the user what you wanted to do; they can allow it with \
+         {allow}, a rule in .keel/settings.json, --permission-mode acceptEdits for file edits, \
+         or --dangerously-skip-permissions to allow everything."
+    )
+}
+
+/// Whether a decision lets the call run without asking.
+pub(crate) fn allows(decision: Decision) -> bool {
+    decision == Decision::Allow
 }

@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use keel_engine::{PermissionMode, Session, SessionConfig};
+use keel_engine::{Approver, Session, SessionConfig, SessionSetup};
 use keel_model::{AnthropicAuth, AnthropicClient, AnthropicConfig};
+use keel_policy::{PermissionMode, Policy};
 use keel_protocol::{Event, Op, Outcome};
 use keel_test_support::{MockModelServer, Script, ScriptedBlock, ScriptedTurn};
 use keel_tools::{Tool, ToolContext, ToolError, ToolOutput, ToolRegistry};
@@ -61,20 +62,36 @@ async fn run_session(
     registry: ToolRegistry,
     dir: &std::path::Path,
 ) -> Vec<Event> {
+    run_session_with(server, registry, dir, keel_engine::DEFAULT_MAX_RETRIES).await
+}
+
+async fn run_session_with(
+    server: &MockModelServer,
+    registry: ToolRegistry,
+    dir: &std::path::Path,
+    max_retries: u32,
+) -> Vec<Event> {
     let client = AnthropicClient::new(AnthropicConfig::new(
         server.url(),
         AnthropicAuth::ApiKey("k".into()),
     ))
     .unwrap();
-    let config = SessionConfig {
-        model: "claude-sonnet-4-5".into(),
-        max_tokens: 1000,
-        system: vec![],
-        max_turns: None,
-        permission_mode: PermissionMode::BypassPermissions,
-    };
+    let mut config = SessionConfig::new("claude-sonnet-4-5", vec![]);
+    config.max_tokens = 1000;
+    config.max_retries = max_retries;
     let ctx = ToolContext::new(dir, dir.join("spill"), CancellationToken::new());
-    let session = Session::new(config, Arc::new(client), registry, ctx);
+    let session = Session::new(SessionSetup {
+        id: keel_protocol::SessionId::new(),
+        config,
+        client: Arc::new(client),
+        tools: registry,
+        tool_ctx: ctx,
+        policy: Policy::new(PermissionMode::BypassPermissions, dir, dir),
+        approver: Approver::Unattended,
+        local_settings: None,
+        history: vec![],
+        transcript: None,
+    });
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let engine = tokio::spawn(session.serve(ops_rx, events_tx));
@@ -166,7 +183,8 @@ async fn dropped_stream_ends_the_run_with_an_error_and_keeps_partial_text() {
     }]))
     .await
     .unwrap();
-    let events = run_session(&server, ToolRegistry::builtin(), dir.path()).await;
+    // No retries: this is what the user gets once retrying is over.
+    let events = run_session_with(&server, ToolRegistry::builtin(), dir.path(), 0).await;
     let streamed: String = events
         .iter()
         .filter_map(|e| match e {

@@ -22,6 +22,11 @@ impl SessionId {
         Self(uuid::Uuid::new_v4().to_string())
     }
 
+    /// An id given by the user or read from a transcript (checked by the caller).
+    pub fn from_string(id: String) -> Self {
+        Self(id)
+    }
+
     /// The id as text, for JSON output and file names.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -172,24 +172,37 @@ impl ToolRegistry {
         self.entries.len()
     }
 
+    /// Checks that `name` is a registered tool and `input` satisfies its schema, so a caller
+    /// can refuse a malformed call before asking anyone's permission for it. The error is the
+    /// text the model is sent.
+    pub fn check(&self, name: &str, input: &Value) -> Result<(), String> {
+        let Some(entry) = self.find(name) else {
+            return Err(format!("No such tool available: {name}"));
+        };
+        let problems = describe_violations(input, entry.validator.iter_errors(input));
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let noun = if problems.len() == 1 {
+            "issue"
+        } else {
+            "issues"
+        };
+        Err(format!(
+            "InputValidationError: {name} failed due to the following {noun}:\n{}",
+            problems.join("\n")
+        ))
+    }
+
     /// Runs one call: unknown tools, schema violations, tool errors and panics all become
     /// error results; every result's text is kept within [`output::MAX_OUTPUT_CHARS`].
     pub async fn call(&self, name: &str, input: Value, ctx: &ToolContext) -> ToolCallResult {
+        if let Err(problem) = self.check(name, &input) {
+            return ToolCallResult::error(problem);
+        }
         let Some(entry) = self.find(name) else {
             return ToolCallResult::error(format!("No such tool available: {name}"));
         };
-        let problems = describe_violations(&input, entry.validator.iter_errors(&input));
-        if !problems.is_empty() {
-            let noun = if problems.len() == 1 {
-                "issue"
-            } else {
-                "issues"
-            };
-            return ToolCallResult::error(format!(
-                "InputValidationError: {name} failed due to the following {noun}:\n{}",
-                problems.join("\n")
-            ));
-        }
 
         // A task of its own, so a panicking tool fails alone (as a JoinError) instead of
         // unwinding through the engine. The guard aborts it if this future is dropped, so the

@@ -1,0 +1,6 @@
+//! Commands besides running the agent, one module each.
+
+pub mod config;
+pub mod permissions;
+pub mod prompt;
+pub mod sessions;

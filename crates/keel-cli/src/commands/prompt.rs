@@ -1,0 +1,44 @@
+//! `keel prompt show`: the system prompt the model would receive here.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args as ClapArgs, Subcommand};
+
+use crate::args::Args;
+use crate::setup::Workspace;
+
+/// `keel prompt ...`
+#[derive(Debug, ClapArgs)]
+pub struct PromptArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: PromptCommand,
+}
+
+/// The prompt subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PromptCommand {
+    /// Print the system prompt for this directory, part by part.
+    Show,
+}
+
+/// Runs `keel prompt`.
+#[allow(clippy::print_stdout)]
+pub fn run(command: PromptArgs, args: &Args, ws: &Workspace) -> Result<ExitCode> {
+    match command.command {
+        PromptCommand::Show => {
+            let parts = ws.system_prompt(args)?;
+            if parts.is_empty() {
+                println!("(no system prompt: --system-prompt \"\" sends none)");
+            }
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    println!("\n---\n");
+                }
+                println!("{part}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

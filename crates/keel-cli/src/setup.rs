@@ -1,0 +1,346 @@
+//! Turning arguments, settings and the environment into a ready session: the one place where
+//! keel's layers meet, so every frontend starts sessions the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use keel_config::{LoadOptions, LoadedSettings, SourceSet};
+use keel_context::{Environment, PromptOptions};
+use keel_engine::{Approver, Session, SessionConfig, SessionSetup};
+use keel_model::{AnthropicClient, AnthropicConfig};
+use keel_policy::{PermissionMode, Policy, RuleList, RuleSource};
+use keel_protocol::{Event, SessionId};
+use keel_session::{SessionStore, Totals, Transcript, TranscriptWriter};
+use keel_tools::{ToolContext, ToolRegistry};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{Args, split_rules};
+
+/// Where keel runs: the working directory, home, and the settings read for it.
+pub struct Workspace {
+    /// The working directory.
+    pub cwd: PathBuf,
+    /// The user's home directory.
+    pub home: PathBuf,
+    /// Settings from every layer.
+    pub settings: LoadedSettings,
+    /// Process environment with the settings' `env` on top.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Workspace {
+    /// Reads the settings for the current directory. Broken settings are an error naming file,
+    /// line, column and key; warnings are printed to stderr.
+    pub fn load(settings: Option<&str>, setting_sources: Option<&str>) -> Result<Self> {
+        let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+        let home = std::env::home_dir()
+            .filter(|h| !h.as_os_str().is_empty())
+            .context("cannot determine your home directory; set HOME")?;
+        let sources = match setting_sources {
+            Some(text) => SourceSet::parse(text).map_err(anyhow::Error::msg)?,
+            None => SourceSet::default(),
+        };
+        let settings = keel_config::load(&LoadOptions {
+            home: home.clone(),
+            cwd: cwd.clone(),
+            sources,
+            flag_settings: settings.map(str::to_string),
+        })?;
+        for warning in &settings.warnings {
+            eprintln!("keel: warning: {warning}");
+        }
+        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        env.extend(settings.effective.env.clone());
+        Ok(Self {
+            cwd,
+            home,
+            settings,
+            env,
+        })
+    }
+
+    /// An environment variable, settings' `env` first.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+
+    /// The file "always allow" answers and `keel config set` (local scope) write to.
+    pub fn local_settings_path(&self) -> PathBuf {
+        self.settings
+            .project_root
+            .join(".keel")
+            .join("settings.local.json")
+    }
+
+    /// The permission policy: mode from the flags or settings, rules from every settings file
+    /// and `--allowedTools`/`--disallowedTools`, working directories from `--add-dir` and
+    /// `permissions.additionalDirectories`. Rules that do not parse are warnings.
+    pub fn policy(&self, args: &Args) -> Result<Policy> {
+        let mode = self.permission_mode(args)?;
+        let mut policy = Policy::new(mode, &self.cwd, &self.home);
+        for dir in self.additional_dirs(&args.add_dir)? {
+            policy.add_working_dir(&dir);
+        }
+        let mut problems = Vec::new();
+        for origin in self.settings.rules() {
+            let list = match origin.list {
+                "allow" => RuleList::Allow,
+                "ask" => RuleList::Ask,
+                _ => RuleList::Deny,
+            };
+            let source = RuleSource::new(origin.origin.clone(), origin.base_dir.clone());
+            problems.extend(
+                policy
+                    .add_rules(list, [origin.rule.as_str()], &source)
+                    .into_iter()
+                    .map(|e| format!("{}: {e}", origin.origin)),
+            );
+        }
+        for (flag, list, values) in [
+            ("--allowedTools", RuleList::Allow, &args.allowed_tools),
+            ("--disallowedTools", RuleList::Deny, &args.disallowed_tools),
+        ] {
+            let source = RuleSource::new(flag, self.cwd.clone());
+            let rules = split_rules(values);
+            problems.extend(
+                policy
+                    .add_rules(list, rules.iter().map(String::as_str), &source)
+                    .into_iter()
+                    .map(|e| format!("{flag}: {e}")),
+            );
+        }
+        for problem in problems {
+            eprintln!("keel: warning: {problem} (rule skipped)");
+        }
+        Ok(policy)
+    }
+
+    fn permission_mode(&self, args: &Args) -> Result<PermissionMode> {
+        let mode = if let Some(mode) = &args.permission_mode {
+            mode.parse::<PermissionMode>()
+                .map_err(|e| anyhow::anyhow!("--permission-mode: {e}"))?
+        } else if args.dangerously_skip_permissions {
+            PermissionMode::BypassPermissions
+        } else if let Some(mode) = &self.settings.effective.permissions.default_mode {
+            mode.parse::<PermissionMode>()
+                .map_err(|e| anyhow::anyhow!("permissions.defaultMode: {e}"))?
+        } else {
+            PermissionMode::Default
+        };
+        if mode == PermissionMode::BypassPermissions
+            && self
+                .settings
+                .effective
+                .permissions
+                .disable_bypass_permissions_mode
+                .as_deref()
+                == Some("disable")
+        {
+            bail!(
+                "bypassPermissions mode is disabled by the setting \
+                 permissions.disableBypassPermissionsMode; use --permission-mode acceptEdits or \
+                 allow rules instead"
+            );
+        }
+        Ok(mode)
+    }
+
+    /// `--add-dir` and `permissions.additionalDirectories`, each checked to exist.
+    pub fn additional_dirs(&self, flags: &[PathBuf]) -> Result<Vec<PathBuf>> {
+        let from_settings = self
+            .settings
+            .effective
+            .permissions
+            .additional_directories
+            .iter()
+            .map(PathBuf::from);
+        let mut dirs = Vec::new();
+        for dir in flags.iter().cloned().chain(from_settings) {
+            let expanded = match dir.strip_prefix("~") {
+                Ok(rest) => self.home.join(rest),
+                Err(_) => self.cwd.join(&dir),
+            };
+            let resolved = std::fs::canonicalize(&expanded).with_context(|| {
+                format!(
+                    "additional directory {}: no such directory; pass an existing directory",
+                    dir.display()
+                )
+            })?;
+            if !dirs.contains(&resolved) {
+                dirs.push(resolved);
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// The model: `--model`, then `ANTHROPIC_MODEL`, then the `model` setting, else keel's default.
+    pub fn model(&self, flag: Option<&str>) -> String {
+        flag.map(str::to_string)
+            .or_else(|| self.var("ANTHROPIC_MODEL"))
+            .or_else(|| self.settings.effective.model.clone())
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| keel_model::DEFAULT_MODEL.to_string())
+    }
+
+    /// The system prompt for this directory.
+    pub fn system_prompt(&self, args: &Args) -> Result<Vec<String>> {
+        let additional_dirs = self.additional_dirs(&args.add_dir)?;
+        let env = Environment::detect(&self.cwd, &additional_dirs);
+        Ok(keel_context::system_prompt(
+            &env,
+            &PromptOptions {
+                replace: args.system_prompt.clone(),
+                append: args.append_system_prompt.clone(),
+            },
+        ))
+    }
+}
+
+/// What the renderer needs to know that the events do not say.
+pub struct Prepared {
+    /// The session, ready to serve.
+    pub session: Session,
+    /// The model requested.
+    pub model: String,
+    /// Where the credentials came from, as Claude Code reports it.
+    pub api_key_source: &'static str,
+    /// The request's `max_tokens`.
+    pub max_output_tokens: u32,
+}
+
+/// Builds the session a run of `keel` works in: settings, policy, model client, tools, system
+/// prompt, and a new, continued, resumed or forked transcript.
+pub fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepared> {
+    let policy = ws.policy(args)?;
+    let anthropic =
+        AnthropicConfig::from_lookup(|name| ws.var(name)).map_err(anyhow::Error::msg)?;
+    let api_key_source = anthropic.api_key_source();
+    let client = AnthropicClient::new(anthropic).map_err(anyhow::Error::msg)?;
+
+    let model = ws.model(args.model.as_deref());
+    let mut config = SessionConfig::new(model.clone(), ws.system_prompt(args)?);
+    config.max_turns = args.max_turns;
+    if let Some(retries) = args.max_retries.or(ws.settings.effective.max_retries) {
+        config.max_retries = retries;
+    }
+    let max_output_tokens = config.max_tokens;
+
+    let store = SessionStore::new(&ws.home);
+    let (id, history, transcript) = open_transcript(args, ws, &store, &model, &policy)?;
+    let spill_dir = store
+        .project_dir(&ws.cwd)
+        .join(id.as_str())
+        .join("tool-results");
+    let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
+    tool_ctx.additional_dirs = ws.additional_dirs(&args.add_dir)?;
+
+    let session = Session::new(SessionSetup {
+        id,
+        config,
+        client: Arc::new(client),
+        tools: ToolRegistry::builtin(),
+        tool_ctx,
+        policy,
+        approver,
+        local_settings: Some(ws.local_settings_path()),
+        history,
+        transcript: Some(transcript),
+    });
+    Ok(Prepared {
+        session,
+        model,
+        api_key_source,
+        max_output_tokens,
+    })
+}
+
+/// Opens the session's transcript: a new one, or the one `--continue`/`--resume` names (with
+/// its history), or, with `--fork-session`, a new one that starts with that history.
+fn open_transcript(
+    args: &Args,
+    ws: &Workspace,
+    store: &SessionStore,
+    model: &str,
+    policy: &Policy,
+) -> Result<(SessionId, Vec<keel_protocol::Message>, TranscriptWriter)> {
+    let resumed: Option<PathBuf> = if args.continue_session {
+        Some(store.latest(&ws.cwd)?.with_context(|| {
+            format!(
+                "no earlier session in {} to continue; start one with keel -p \"...\"",
+                ws.cwd.display()
+            )
+        })?)
+    } else {
+        match args.resume.as_deref() {
+            None => None,
+            Some("") => bail!("{}", resume_hint(store, &ws.cwd)?),
+            Some(id) => Some(store.find(&ws.cwd, id)?),
+        }
+    };
+    let Some(path) = resumed else {
+        let id = match &args.session_id {
+            Some(id) => {
+                keel_session::validate_id(id)?;
+                let path = store.path_for(&ws.cwd, id);
+                if path.exists() {
+                    bail!("session {id} already exists; use --resume {id} to continue it");
+                }
+                SessionId::from_string(id.clone())
+            }
+            None => SessionId::new(),
+        };
+        let path = store.path_for(&ws.cwd, id.as_str());
+        let writer = TranscriptWriter::open(&path, Totals::default())?;
+        return Ok((id, Vec::new(), writer));
+    };
+    let transcript = Transcript::read(&path)?;
+    for warning in &transcript.warnings {
+        eprintln!("keel: warning: {warning}");
+    }
+    let history = transcript.conversation().messages();
+    let old_id = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if !args.fork_session {
+        let writer = TranscriptWriter::open(&path, transcript.totals())?;
+        return Ok((SessionId::from_string(old_id), history, writer));
+    }
+    let id = SessionId::new();
+    let new_path = store.path_for(&ws.cwd, id.as_str());
+    let mut writer = TranscriptWriter::open(&new_path, Totals::default())?;
+    // The fork's transcript must stand on its own: it starts with the history it inherited.
+    writer.append(&Event::SessionStarted {
+        session_id: id.clone(),
+        model: model.to_string(),
+        cwd: ws.cwd.display().to_string(),
+        tools: Vec::new(),
+        permission_mode: policy.mode().as_str().to_string(),
+    })?;
+    writer.append(&Event::Compacted {
+        trigger: format!("fork of {old_id}"),
+        tokens_before: 0,
+        tokens_after: 0,
+        messages: history.clone(),
+    })?;
+    Ok((id, history, writer))
+}
+
+/// The message for `--resume` without an id in print mode: the sessions to choose from.
+fn resume_hint(store: &SessionStore, cwd: &Path) -> Result<String> {
+    let sessions = store.list(Some(cwd))?;
+    if sessions.is_empty() {
+        return Ok(format!(
+            "no sessions to resume in {}; start one with keel -p \"...\"",
+            cwd.display()
+        ));
+    }
+    let mut text = String::from("--resume needs a session id in print mode; recent sessions here:");
+    for summary in sessions.iter().take(10) {
+        text.push_str(&format!("\n  {}  {}", summary.id, summary.first_prompt));
+    }
+    text.push_str("\nrun: keel --resume <id> -p \"...\" (all of them: keel sessions)");
+    Ok(text)
+}
