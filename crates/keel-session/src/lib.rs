@@ -277,6 +277,13 @@ fn summarize(path: &Path) -> Result<Option<SessionSummary>, SessionError> {
             Event::UserMessage { content } if first_prompt.is_none() => {
                 first_prompt = Some(first_text(content));
             }
+            // A fork starts with its inherited history; its first prompt is the original's.
+            Event::Compacted { messages, .. } if first_prompt.is_none() => {
+                first_prompt = messages
+                    .iter()
+                    .find(|m| m.role == keel_protocol::Role::User)
+                    .map(|m| first_text(&m.content));
+            }
             _ => {}
         }
         if id.is_some() && first_prompt.is_some() {

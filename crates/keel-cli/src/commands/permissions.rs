@@ -57,7 +57,7 @@ pub fn run(command: PermissionsArgs, args: &Args, ws: &Workspace) -> Result<Exit
             let mut any = false;
             for (list, rule, source) in policy.rules() {
                 any = true;
-                println!("{list:<5} {rule}    ({})", source.name);
+                println!("{:<5} {rule}    ({})", list.to_string(), source.name);
             }
             if !any {
                 println!("no rules: read-only tools and commands run, everything else asks");
