@@ -773,3 +773,46 @@ fn event_names_parse_and_unknown_ones_are_explained() {
     assert!(error.contains("unknown hook event `PreToolUSE`"), "{error}");
     assert!(error.contains("PreToolUse"), "{error}");
 }
+
+#[tokio::test]
+async fn hooks_from_loaded_settings_name_their_files_and_honour_disable_all() {
+    let home = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".claude")).unwrap();
+    std::fs::create_dir_all(project.path().join(".claude")).unwrap();
+    let user_file = home.path().join(".claude/settings.json");
+    let project_file = project.path().join(".claude/settings.json");
+    let project_settings = json!({ "hooks": one("Stop", "", "echo project") });
+    std::fs::write(&project_file, project_settings.to_string()).unwrap();
+    let user_settings = json!({ "hooks": one("Stop", "", "echo user") });
+    std::fs::write(&user_file, user_settings.to_string()).unwrap();
+    let load = || {
+        keel_config::load(&keel_config::LoadOptions {
+            home: home.path().to_path_buf(),
+            cwd: project.path().to_path_buf(),
+            sources: keel_config::SourceSet::default(),
+            flag_settings: None,
+        })
+        .unwrap()
+    };
+
+    let (set, warnings) = HookSet::from_loaded(&load());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let sources: Vec<String> = set.list().into_iter().filter_map(|l| l.source).collect();
+    assert_eq!(
+        sources,
+        [
+            user_file.display().to_string(),
+            project_file.display().to_string()
+        ]
+    );
+    let outcome = run(&set, &context(project.path()).stop(false), project.path()).await;
+    let texts: Vec<&str> = outcome.output.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(texts, ["user", "project"]);
+
+    let disabled = json!({ "disableAllHooks": true, "hooks": one("Stop", "", "echo project") });
+    std::fs::write(&project_file, disabled.to_string()).unwrap();
+    let (set, _) = HookSet::from_loaded(&load());
+    assert!(set.is_disabled());
+    assert!(!set.has(HookEvent::Stop));
+}
