@@ -160,7 +160,7 @@ impl AnthropicClient {
             "messages": request.messages,
             "stream": true,
         });
-        if let Some(budget) = thinking_of(request) {
+        if let Some(budget) = request.thinking {
             let (budget, raised) = thinking_budget(&request.model, budget, max_tokens);
             max_tokens = raised;
             body["thinking"] = json!({"type": "enabled", "budget_tokens": budget});
@@ -178,7 +178,7 @@ impl AnthropicClient {
         if !request.tools.is_empty() {
             body["tools"] = json!(request.tools);
         }
-        if cache_of(request) {
+        if request.cache {
             add_cache_breakpoints(&mut body);
         }
         body
@@ -214,14 +214,6 @@ impl AnthropicClient {
             retry_after: error.retry_after,
         }
     }
-}
-
-// TEMPORARY until ModelRequest gains its fields (done last, to keep the engine building).
-fn thinking_of(_request: &ModelRequest) -> Option<u32> {
-    None
-}
-fn cache_of(_request: &ModelRequest) -> bool {
-    false
 }
 
 /// The thinking budget and `max_tokens` to send. The API wants a budget of at least 1024 and
@@ -327,7 +319,7 @@ impl ModelClient for AnthropicClient {
             AnthropicAuth::ApiKey(key) => builder.header("x-api-key", key),
             AnthropicAuth::Bearer(token) => builder.bearer_auth(token),
         };
-        if thinking_of(request).is_some() && wants_interleaved_thinking(&request.model) {
+        if request.thinking.is_some() && wants_interleaved_thinking(&request.model) {
             // Lets Claude 4 models think between tool calls, not only before the first.
             builder = builder.header("anthropic-beta", INTERLEAVED_THINKING);
         }
@@ -660,6 +652,46 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(error.to_string().contains("Name: value"), "{error}");
+    }
+
+    #[test]
+    fn thinking_budget_fits_within_max_tokens_and_the_model() {
+        // Enough room already: unchanged.
+        assert_eq!(
+            thinking_budget("claude-sonnet-4-5", 8_000, 64_000),
+            (8_000, 64_000)
+        );
+        // The API's minimum budget.
+        assert_eq!(
+            thinking_budget("claude-sonnet-4-5", 100, 64_000),
+            (1_024, 64_000)
+        );
+        // max_tokens raised to leave room for the answer.
+        assert_eq!(
+            thinking_budget("claude-sonnet-4-5", 8_000, 4_096),
+            (8_000, 12_096)
+        );
+        // ...but never past what the model can write; then the budget gives way.
+        assert_eq!(
+            thinking_budget("claude-sonnet-4-5", 63_000, 32_000),
+            (63_000, 64_000)
+        );
+        assert_eq!(
+            thinking_budget("claude-sonnet-4-5", 64_000, 64_000),
+            (32_000, 64_000)
+        );
+        assert_eq!(
+            thinking_budget("claude-3-haiku", 8_000, 4_096),
+            (2_048, 4_096)
+        );
+    }
+
+    #[test]
+    fn interleaved_thinking_is_asked_of_claude_4_models_only() {
+        assert!(wants_interleaved_thinking("claude-sonnet-4-5"));
+        assert!(wants_interleaved_thinking("claude-opus-4-1-20250805"));
+        assert!(!wants_interleaved_thinking("claude-3-7-sonnet-latest"));
+        assert!(!wants_interleaved_thinking("glm-4.6"));
     }
 
     #[test]

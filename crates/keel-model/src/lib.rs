@@ -53,6 +53,15 @@ pub struct ModelRequest {
     pub tools: Vec<ToolSpec>,
     /// The most output tokens the model may produce in this turn.
     pub max_tokens: u32,
+    /// Extended thinking: how many tokens the model may think with (`None`: no thinking).
+    /// Anthropic gets `thinking: {type: "enabled", budget_tokens}` (at least 1024, with
+    /// `max_tokens` raised above it); OpenAI's reasoning models get `reasoning_effort`,
+    /// OpenRouter `reasoning.max_tokens`; other servers ignore it.
+    pub thinking: Option<u32>,
+    /// Ask for prompt caching: Anthropic gets `cache_control` breakpoints on the tools, the
+    /// system prompt and the newest user messages; other providers cache by themselves or not
+    /// at all, and ignore it.
+    pub cache: bool,
 }
 
 impl ModelRequest {
@@ -66,6 +75,8 @@ impl ModelRequest {
             system: Vec::new(),
             messages,
             tools: Vec::new(),
+            thinking: None,
+            cache: false,
         }
     }
 }

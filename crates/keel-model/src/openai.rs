@@ -168,7 +168,7 @@ impl OpenAiClient {
                     .collect(),
             );
         }
-        if let Some(budget) = thinking_budget(request) {
+        if let Some(budget) = request.thinking {
             match self.config.reasoning {
                 ReasoningParam::Effort if is_openai_reasoning_model(&request.model) => {
                     body["reasoning_effort"] = json!(effort_for(budget));
@@ -311,11 +311,6 @@ impl ModelClient for OpenAiClient {
     }
 }
 
-// Until ModelRequest carries a thinking budget, OpenAI-compatible requests send none.
-fn thinking_budget(_request: &ModelRequest) -> Option<u32> {
-    None
-}
-
 /// OpenAI's models that take `reasoning_effort` (others reject it).
 fn is_openai_reasoning_model(model: &str) -> bool {
     let m = model.to_ascii_lowercase();
@@ -337,8 +332,15 @@ fn effort_for(budget: u32) -> &'static str {
 /// stream", OpenAI's "'stream' does not support true with this model".
 fn refuses_streaming(status: u16, message: &str) -> bool {
     let m = message.to_ascii_lowercase();
+    // "stream" as a word of its own ("streaming" counts, "upstream" does not).
+    let mentions_stream = m.match_indices("stream").any(|(at, _)| {
+        !m[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+    });
     matches!(status, 400 | 422 | 500 | 501)
-        && m.contains("stream")
+        && mentions_stream
         && [
             "not supported",
             "unsupported",
@@ -1147,6 +1149,31 @@ mod tests {
     }
 
     #[test]
+    fn a_thinking_budget_becomes_the_providers_reasoning_control() {
+        let body = |kind, reasoning, model: &str| {
+            let mut config = OpenAiConfig::new(kind, "http://x/v1");
+            config.reasoning = reasoning;
+            let client = OpenAiClient::new(config).unwrap();
+            let mut request = request(vec![Message::user_text("hi")]);
+            request.model = model.into();
+            request.thinking = Some(20_000);
+            client.body(&request, true)
+        };
+        let openai = body(ProviderKind::OpenAi, ReasoningParam::Effort, "gpt-5-mini");
+        assert_eq!(openai["reasoning_effort"], "high");
+        let plain = body(ProviderKind::OpenAi, ReasoningParam::Effort, "gpt-4.1");
+        assert!(
+            plain.get("reasoning_effort").is_none(),
+            "gpt-4.1 rejects it"
+        );
+        let routed = body(ProviderKind::OpenRouter, ReasoningParam::MaxTokens, "x/y");
+        assert_eq!(routed["reasoning"], json!({"max_tokens": 20_000}));
+        let local = body(ProviderKind::Ollama, ReasoningParam::None, "qwen3");
+        assert!(local.get("reasoning").is_none() && local.get("reasoning_effort").is_none());
+        assert_eq!((effort_for(1_024), effort_for(8_000)), ("low", "medium"));
+    }
+
+    #[test]
     fn interleaved_content_gets_blocks_in_order_of_appearance() {
         let events = feed(&[
             r#"{"id":"c1","model":"m","choices":[{"delta":{"role":"assistant","content":""}}]}"#,
@@ -1269,6 +1296,10 @@ mod tests {
             "Unsupported value: 'stream' does not support true with this model."
         ));
         assert!(!refuses_streaming(401, "streaming is not supported"));
+        assert!(!refuses_streaming(
+            500,
+            "upstream provider: model not supported"
+        ));
         assert!(!refuses_streaming(400, "llama3 does not support tools"));
         for message in [
             "registry.ollama.ai/library/llama3:latest does not support tools",

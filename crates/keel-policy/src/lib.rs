@@ -20,13 +20,16 @@
 //! assert!(verdict.reason.to_string().starts_with("No allow rule matches `rm -rf ~`"));
 //! ```
 //!
-//! Hooks and the OS sandbox will live in this crate as well (`hooks`, `sandbox` modules).
+//! [`hooks`] runs the user's Claude Code-compatible hook commands and merges their answers;
+//! [`sandbox`] confines shell commands with the kernel's Landlock and seccomp.
 
 mod decide;
+pub mod hooks;
 mod mode;
 pub mod paths;
 pub mod rules;
 pub mod safe_commands;
+pub mod sandbox;
 pub mod shell;
 mod tool;
 mod verdict;
