@@ -49,6 +49,35 @@ pub struct Args {
     #[arg(long)]
     pub model: Option<String>,
 
+    /// The model provider: anthropic, openai, ollama, openrouter, openai-compatible or replay
+    /// (default: whichever has a key set, else a local Ollama).
+    #[arg(long, value_name = "PROVIDER")]
+    pub provider: Option<String>,
+
+    /// The provider's API base URL (for openai-compatible servers, gateways).
+    #[arg(long = "base-url", value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// The environment variable holding the provider's API key (openai-compatible).
+    #[arg(long = "api-key-env", value_name = "VAR")]
+    pub api_key_env: Option<String>,
+
+    /// With --provider replay: the recorded conversation to answer from.
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
+
+    /// Record every model response of this run to FILE, for --provider replay.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
+
+    /// Extended thinking: a token budget, `enabled`/`adaptive` (default budget) or `disabled`.
+    #[arg(long, value_name = "BUDGET", num_args = 0..=1, default_missing_value = "enabled")]
+    pub thinking: Option<String>,
+
+    /// Extended thinking with this token budget (Claude Code's flag).
+    #[arg(long = "max-thinking-tokens", value_name = "N")]
+    pub max_thinking_tokens: Option<u32>,
+
     /// Stop after this many model turns (the result's subtype is then `error_max_turns`).
     #[arg(long = "max-turns", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_turns: Option<u32>,

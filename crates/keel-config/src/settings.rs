@@ -28,6 +28,12 @@ pub struct Settings {
     /// The model provider (`anthropic`, `openai`, `ollama`, `openrouter`, `openai-compatible`, `replay`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
+    /// The provider's API base URL (e.g. a vLLM or llama.cpp server's `/v1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The environment variable that holds the provider's API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
     /// How often a failed model request is retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_retries: Option<u32>,
@@ -210,6 +216,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "env",
     "model",
     "provider",
+    "baseUrl",
+    "apiKeyEnv",
     "maxRetries",
     "alwaysThinkingEnabled",
     "thinkingBudgetTokens",

@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use keel_model::{ModelClient, ModelError};
+use keel_model::{ModelClient, Pricing, RetryPolicy};
+use keel_policy::hooks::{HookEvent, HookOutcome, SessionEndReason, SessionStartSource};
 use keel_policy::{PermissionMode, Policy};
 use keel_protocol::{
-    ApprovalAnswer, Event, Message, NoticeLevel, Op, Outcome, PermissionDenial, SessionId, Usage,
+    ApprovalAnswer, Event, Message, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial,
+    SessionId, Usage,
 };
 use keel_session::TranscriptWriter;
 use keel_tools::{ToolContext, ToolRegistry};
@@ -19,12 +21,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod emit;
+mod hooks;
 mod permission;
 mod plan_mode;
 mod tools;
 mod turn;
 
 pub use emit::EventSender;
+pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
 
@@ -42,8 +46,16 @@ pub struct SessionConfig {
     pub system: Vec<String>,
     /// Stop a run after this many model turns (`--max-turns`).
     pub max_turns: Option<u32>,
-    /// How often a failed model request is retried before the run fails.
-    pub max_retries: u32,
+    /// When and how often a failed model request is retried before the run fails.
+    pub retry: RetryPolicy,
+    /// Extended thinking budget in tokens, if on.
+    pub thinking: Option<u32>,
+    /// Ask the provider to cache the prompt prefix.
+    pub cache: bool,
+    /// Prices, with the user's overrides.
+    pub pricing: Pricing,
+    /// The model's context window in tokens.
+    pub context_window: u64,
 }
 
 impl SessionConfig {
@@ -52,16 +64,17 @@ impl SessionConfig {
         let model = model.into();
         Self {
             max_tokens: keel_model::default_max_tokens(&model),
+            context_window: keel_model::models::context_window(&model),
             model,
             system,
             max_turns: None,
-            max_retries: DEFAULT_MAX_RETRIES,
+            retry: RetryPolicy::default(),
+            thinking: None,
+            cache: true,
+            pricing: Pricing::builtin(),
         }
     }
 }
-
-/// Retries of a failed model request before the run fails (Claude Code retries up to 10 times).
-pub const DEFAULT_MAX_RETRIES: u32 = 10;
 
 /// Everything a session is made of.
 pub struct SessionSetup {
@@ -85,6 +98,8 @@ pub struct SessionSetup {
     pub history: Vec<Message>,
     /// The transcript to append events to, if the session is recorded.
     pub transcript: Option<TranscriptWriter>,
+    /// The user's hooks, if any are configured.
+    pub hooks: Option<HookSetup>,
 }
 
 /// One agent conversation: its history, tools, model and permissions.
@@ -97,6 +112,9 @@ pub struct Session {
     messages: Vec<Message>,
     shared: Arc<Shared>,
     transcript: Option<TranscriptWriter>,
+    hooks: Option<hooks::Hooks>,
+    /// Context hooks added (SessionStart), given to the model with the next prompt.
+    pending_context: Vec<String>,
 }
 
 /// State the op loop changes while a run is going on.
@@ -114,6 +132,8 @@ pub(crate) struct RunTally {
     pub(crate) api_time: Duration,
     pub(crate) denials: Vec<PermissionDenial>,
     pub(crate) last_text: String,
+    /// Tokens and cost per model, in order of first use.
+    pub(crate) per_model: Vec<ModelUsage>,
 }
 
 impl Session {
@@ -139,6 +159,8 @@ impl Session {
             messages: setup.history,
             shared,
             transcript: setup.transcript,
+            hooks: setup.hooks.map(hooks::Hooks::new),
+            pending_context: Vec::new(),
         }
     }
 
@@ -175,6 +197,28 @@ impl Session {
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
         emitter.emit(self.started_event());
+        let source = if self.messages.is_empty() {
+            SessionStartSource::Startup
+        } else {
+            SessionStartSource::Resume
+        };
+        let startup = CancellationToken::new();
+        if let Some(outcome) = self
+            .run_hooks(
+                HookEvent::SessionStart,
+                |c| c.session_start(source),
+                &emitter,
+                &startup,
+            )
+            .await
+        {
+            self.pending_context.extend(
+                outcome
+                    .additional_context
+                    .iter()
+                    .map(|text| hooks::context_block(HookEvent::SessionStart, text)),
+            );
+        }
         let mut queued: VecDeque<Op> = VecDeque::new();
         let mut ops_open = true;
         loop {
@@ -221,6 +265,14 @@ impl Session {
                 }
             }
         }
+        let end = CancellationToken::new();
+        self.run_hooks(
+            HookEvent::SessionEnd,
+            |c| c.session_end(SessionEndReason::Other),
+            &emitter,
+            &end,
+        )
+        .await;
         emitter.close();
     }
 
@@ -229,13 +281,61 @@ impl Session {
     async fn run(&mut self, prompt: String, emitter: &Emitter, cancel: CancellationToken) {
         let started = Instant::now();
         let mut tally = RunTally::default();
-        let message = Message::user_text(prompt);
-        emitter.emit(Event::UserMessage {
-            content: message.content.clone(),
-        });
-        self.messages.push(message);
-        let ctx = self.tool_ctx.with_cancel(cancel.clone());
-        let outcome = self.agent_loop(&ctx, emitter, &cancel, &mut tally).await;
+        let mut context = std::mem::take(&mut self.pending_context);
+        let outcome = match self
+            .run_hooks(
+                HookEvent::UserPromptSubmit,
+                |c| c.user_prompt_submit(&prompt),
+                emitter,
+                &cancel,
+            )
+            .await
+        {
+            Some(HookOutcome {
+                blocked: Some(reason),
+                ..
+            }) => {
+                // The prompt is dropped: it never reaches the model or the transcript.
+                Some(Outcome::Error {
+                    message: format!("a UserPromptSubmit hook blocked the prompt: {reason}"),
+                })
+            }
+            Some(HookOutcome {
+                stop: Some(stop), ..
+            }) => Some(Outcome::Error {
+                message: format!(
+                    "a hook stopped the session{}",
+                    stop.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+            }),
+            Some(outcome) => {
+                context.extend(
+                    outcome
+                        .additional_context
+                        .iter()
+                        .map(|text| hooks::context_block(HookEvent::UserPromptSubmit, text)),
+                );
+                None
+            }
+            None => None,
+        };
+        let outcome = match outcome {
+            Some(refused) => refused,
+            None => {
+                let mut message = Message::user_text(prompt);
+                message.content.extend(
+                    context
+                        .into_iter()
+                        .map(|text| keel_protocol::ContentBlock::Text { text }),
+                );
+                emitter.emit(Event::UserMessage {
+                    content: message.content.clone(),
+                });
+                self.messages.push(message);
+                let ctx = self.tool_ctx.with_cancel(cancel.clone());
+                self.agent_loop(&ctx, emitter, &cancel, &mut tally).await
+            }
+        };
         emitter.emit(Event::RunFinished {
             outcome,
             result: tally.last_text,
@@ -245,6 +345,7 @@ impl Session {
             duration_ms: millis(started.elapsed()),
             duration_api_ms: millis(tally.api_time),
             permission_denials: tally.denials,
+            model_usage: tally.per_model,
         });
     }
 
@@ -255,6 +356,7 @@ impl Session {
         cancel: &CancellationToken,
         tally: &mut RunTally,
     ) -> Outcome {
+        let mut stop_hook_active = false;
         loop {
             if let Some(max_turns) = self.config.max_turns
                 && tally.turns >= max_turns
@@ -294,7 +396,7 @@ impl Session {
                     + message.usage.cache_creation_input_tokens
                     + message.usage.cache_read_input_tokens
                     + message.usage.output_tokens,
-                window_tokens: keel_model::models::context_window(&message.model),
+                window_tokens: self.config.context_window,
             });
             self.messages.push(message.to_message());
             let text = message.text();
@@ -322,6 +424,38 @@ impl Session {
                             ),
                         });
                         return Outcome::Success;
+                    }
+                    _ => {}
+                }
+                // The model is done; a Stop hook may send it back to work.
+                let active = stop_hook_active;
+                match self
+                    .run_hooks(HookEvent::Stop, |c| c.stop(active), emitter, cancel)
+                    .await
+                {
+                    Some(HookOutcome {
+                        stop: Some(stop), ..
+                    }) => {
+                        return Outcome::Error {
+                            message: format!(
+                                "a hook stopped the session{}",
+                                stop.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                            ),
+                        };
+                    }
+                    Some(HookOutcome {
+                        blocked: Some(reason),
+                        ..
+                    }) => {
+                        stop_hook_active = true;
+                        let message = Message::user_text(format!(
+                            "Stop hook feedback (you were about to stop; keep working):\n{reason}"
+                        ));
+                        emitter.emit(Event::UserMessage {
+                            content: message.content.clone(),
+                        });
+                        self.messages.push(message);
+                        continue;
                     }
                     _ => return Outcome::Success,
                 }
@@ -351,8 +485,21 @@ impl Session {
         } else {
             message.model.clone()
         };
-        // Unknown models have no price; the run reports their tokens and a zero cost.
-        tally.cost_usd += keel_model::pricing::cost_usd(&model, &message.usage).unwrap_or(0.0);
+        let cost = self.config.pricing.cost(&model, &message.usage);
+        // A model without a known price adds nothing to the total; the result says its cost is
+        // unknown rather than guessing.
+        tally.cost_usd += cost.unwrap_or(0.0);
+        match tally.per_model.iter_mut().find(|m| m.model == model) {
+            Some(entry) => {
+                entry.usage.add(&message.usage);
+                entry.cost_usd = entry.cost_usd.zip(cost).map(|(a, b)| a + b);
+            }
+            None => tally.per_model.push(ModelUsage {
+                model,
+                usage: message.usage,
+                cost_usd: cost,
+            }),
+        }
     }
 }
 
@@ -412,9 +559,4 @@ pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     }
-}
-
-/// Whether an error is worth another attempt of the same request.
-pub(crate) fn retryable(error: &ModelError) -> bool {
-    error.is_retryable()
 }

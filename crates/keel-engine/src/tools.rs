@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use keel_model::Assembled;
 use keel_policy::Decision;
+use keel_policy::hooks::{HookEvent, HookPermission};
 use keel_protocol::{ApprovalAnswer, ContentBlock, Event, PermissionDenial};
 use keel_tools::{ToolCallResult, ToolContext};
 use serde_json::Value;
@@ -101,7 +102,18 @@ impl Session {
                     .map(|(_, name, input)| self.tools.call(name, input.clone(), ctx)),
             )
             .await;
-            for ((position, _, _), result) in runnable.into_iter().zip(ran) {
+            let batch_ref = &batch;
+            let post = futures::future::join_all(runnable.iter().zip(ran).map(
+                |((position, name, input), result)| async move {
+                    let id = &batch_ref[*position].id;
+                    let result = self
+                        .post_tool_use(id, name, input, result, ctx, emitter)
+                        .await;
+                    (*position, result)
+                },
+            ))
+            .await;
+            for (position, result) in post {
                 settled[position] = Some(result);
             }
             for (call, result) in batch.iter().zip(settled) {
@@ -114,6 +126,46 @@ impl Session {
             }
         }
         results
+    }
+
+    /// Runs the PostToolUse hooks of a finished call; their feedback goes to the model with
+    /// the result.
+    async fn post_tool_use(
+        &self,
+        id: &str,
+        name: &str,
+        input: &Value,
+        mut result: ToolCallResult,
+        ctx: &ToolContext,
+        emitter: &Emitter,
+    ) -> ToolCallResult {
+        let response = result
+            .structured
+            .clone()
+            .unwrap_or_else(|| Value::String(result.content.clone()));
+        let Some(outcome) = self
+            .run_hooks(
+                HookEvent::PostToolUse,
+                |c| c.post_tool_use(name, input, &response, id),
+                emitter,
+                &ctx.cancel,
+            )
+            .await
+        else {
+            return result;
+        };
+        if let Some(reason) = outcome.blocked {
+            result
+                .content
+                .push_str(&format!("\n\nPostToolUse hook feedback:\n{reason}"));
+        }
+        for text in &outcome.additional_context {
+            result.content.push_str("\n\n");
+            result
+                .content
+                .push_str(&crate::hooks::context_block(HookEvent::PostToolUse, text));
+        }
+        result
     }
 
     /// Splits calls into batches that may run together: a run of read-only calls, or one call.
@@ -150,25 +202,70 @@ impl Session {
         if let Err(problem) = self.tools.check(&call.name, &call.input) {
             return Gate::Refuse { reason: problem };
         }
+        let mut input = call.input.clone();
+        let mut hook_allows = false;
+        let mut hook_asks: Option<String> = None;
+        if let Some(outcome) = self
+            .run_hooks(
+                HookEvent::PreToolUse,
+                |c| c.pre_tool_use(&call.name, &call.input, &call.id),
+                emitter,
+                &ctx.cancel,
+            )
+            .await
+        {
+            if let Some(reason) = outcome.blocked {
+                let reason = format!(
+                    "A PreToolUse hook blocked this {} call: {reason}",
+                    call.name
+                );
+                return deny(call, reason, emitter, tally);
+            }
+            if let Some(updated) = outcome.updated_input {
+                if let Err(problem) = self.tools.check(&call.name, &updated) {
+                    return Gate::Refuse {
+                        reason: format!("A PreToolUse hook rewrote the input badly: {problem}"),
+                    };
+                }
+                input = updated;
+            }
+            match outcome.permission {
+                Some(HookPermission {
+                    decision: Decision::Allow,
+                    ..
+                }) => hook_allows = true,
+                Some(HookPermission {
+                    decision: Decision::Ask,
+                    reason,
+                }) => {
+                    hook_asks =
+                        Some(reason.unwrap_or_else(|| {
+                            "a PreToolUse hook asks for your approval".to_string()
+                        }));
+                }
+                _ => {}
+            }
+        }
         let read_only = self.tools.is_read_only(&call.name).unwrap_or(false);
         let permissions = &self.shared.permissions;
-        let verdict = permissions.decide(&call.name, &call.input, &ctx.current_dir(), read_only);
-        match verdict.decision {
-            decision if allows(decision) => Gate::Run(call.input.clone()),
+        let verdict = permissions.decide(&call.name, &input, &ctx.current_dir(), read_only);
+        // A hook's allow skips the question but not a deny rule; a hook's ask always asks.
+        let decision = match (&hook_asks, verdict.decision) {
+            (_, Decision::Deny) => Decision::Deny,
+            (Some(_), _) => Decision::Ask,
+            (None, _) if hook_allows => Decision::Allow,
+            (None, decision) => decision,
+        };
+        let reason = hook_asks.unwrap_or_else(|| verdict.reason.to_string());
+        match decision {
+            decision if allows(decision) => Gate::Run(input),
             Decision::Deny => {
-                let reason = format!(
-                    "Permission to use {} was denied: {}",
-                    call.name, verdict.reason
-                );
+                let reason = format!("Permission to use {} was denied: {reason}", call.name);
                 deny(call, reason, emitter, tally)
             }
             _ => match permissions.approver() {
                 Approver::Unattended => {
-                    let reason = unattended_refusal(
-                        &call.name,
-                        &verdict.reason.to_string(),
-                        &verdict.suggestions,
-                    );
+                    let reason = unattended_refusal(&call.name, &reason, &verdict.suggestions);
                     deny(call, reason, emitter, tally)
                 }
                 Approver::Interactive => {
@@ -178,14 +275,24 @@ impl Session {
                         request_id: request_id.clone(),
                         tool_use_id: call.id.clone(),
                         tool_name: call.name.clone(),
-                        input: call.input.clone(),
-                        reason: verdict.reason.to_string(),
+                        input: input.clone(),
+                        reason,
                         suggestions: verdict.suggestions.clone(),
                     });
-                    let answer = tokio::select! {
-                        () = ctx.cancel.cancelled() => None,
-                        answer = answer => answer.ok(),
+                    let message = format!("keel needs your permission to use {}", call.name);
+                    let notify = self.run_hooks(
+                        HookEvent::Notification,
+                        |c| c.notification(&message, "permission_prompt"),
+                        emitter,
+                        &ctx.cancel,
+                    );
+                    let wait = async {
+                        tokio::select! {
+                            () = ctx.cancel.cancelled() => None,
+                            answer = answer => answer.ok(),
+                        }
                     };
+                    let (_, answer) = tokio::join!(notify, wait);
                     match answer {
                         None => {
                             permissions.withdraw(&request_id);
@@ -196,7 +303,7 @@ impl Session {
                             }
                         }
                         Some(ApprovalAnswer::AllowOnce { updated_input }) => {
-                            Gate::Run(updated_input.unwrap_or_else(|| call.input.clone()))
+                            Gate::Run(updated_input.unwrap_or(input))
                         }
                         Some(ApprovalAnswer::AllowAlways { rules }) => {
                             if let Err(problem) = permissions.allow_always(&rules) {
@@ -205,7 +312,7 @@ impl Session {
                                     message: problem,
                                 });
                             }
-                            Gate::Run(call.input.clone())
+                            Gate::Run(input)
                         }
                         Some(ApprovalAnswer::Deny { message }) => {
                             let reason = if message.trim().is_empty() {

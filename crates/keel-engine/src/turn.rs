@@ -1,15 +1,13 @@
 //! One model turn: send the conversation, stream the answer into events, and retry the whole
 //! request when it fails in a way that may pass (overload, rate limit, a dropped stream).
 
-use std::time::Duration;
-
 use futures::StreamExt;
 use keel_model::{Assembled, MessageAccumulator, ModelError, ModelRequest, StreamEvent};
 use keel_protocol::{ContentBlock, Event};
 use tokio_util::sync::CancellationToken;
 
 use crate::emit::{Emitter, lock};
-use crate::{RunTally, Session, retryable};
+use crate::{RunTally, Session};
 
 /// How one model turn ended.
 pub(crate) enum TurnEnd {
@@ -20,11 +18,6 @@ pub(crate) enum TurnEnd {
     /// The request or the stream failed for good.
     Failed(ModelError, Assembled),
 }
-
-/// The first retry waits about this long; each later one twice as long, up to [`MAX_DELAY`].
-const BASE_DELAY: Duration = Duration::from_millis(500);
-/// The longest wait between two attempts, also the cap on a server's `retry-after`.
-const MAX_DELAY: Duration = Duration::from_secs(60);
 
 impl Session {
     /// Sends the conversation and streams the answer, retrying failed attempts as a whole: a
@@ -37,21 +30,21 @@ impl Session {
         let mut attempt = 0;
         loop {
             match self.attempt(emitter, cancel).await {
-                TurnEnd::Failed(error, partial)
-                    if retryable(&error) && attempt < self.config.max_retries =>
-                {
+                TurnEnd::Failed(error, partial) => {
+                    let Some(retry) = self.config.retry.decide(attempt + 1, &error) else {
+                        return TurnEnd::Failed(error, partial);
+                    };
                     attempt += 1;
-                    let delay = backoff(attempt, &error);
                     emitter.emit(Event::Retrying {
-                        attempt,
-                        max_retries: self.config.max_retries,
-                        delay_ms: crate::millis(delay),
-                        error: error.to_string(),
+                        attempt: retry.attempt,
+                        max_retries: retry.max_retries,
+                        delay_ms: crate::millis(retry.delay),
+                        error: retry.message,
                     });
                     tokio::select! {
                         biased;
                         () = cancel.cancelled() => return TurnEnd::Interrupted(partial),
-                        () = tokio::time::sleep(delay) => {}
+                        () = tokio::time::sleep(retry.delay) => {}
                     }
                 }
                 other => return other,
@@ -66,6 +59,8 @@ impl Session {
             messages: self.messages.clone(),
             tools: self.tools.specs(),
             max_tokens: self.config.max_tokens,
+            thinking: self.config.thinking,
+            cache: self.config.cache,
         };
         let mut accumulator = MessageAccumulator::new();
         let mut stream = tokio::select! {
@@ -132,62 +127,5 @@ impl Session {
             message: message.clone(),
         });
         self.messages.push(message.to_message());
-    }
-}
-
-/// The wait before retry number `attempt` (1-based): the server's `retry-after` when it gave
-/// one, else exponential backoff with full jitter, both capped at [`MAX_DELAY`].
-fn backoff(attempt: u32, error: &ModelError) -> Duration {
-    if let Some(wait) = error.retry_after() {
-        return wait.min(MAX_DELAY);
-    }
-    let ceiling = BASE_DELAY
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(MAX_DELAY);
-    // Full jitter spreads retries of many clients; the low bits of a random UUID are
-    // plenty random for that.
-    let random = uuid::Uuid::new_v4().as_u128() as u64;
-    let fraction = (random % 1_000) as f64 / 1_000.0;
-    ceiling.mul_f64(0.5 + fraction / 2.0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn overloaded(retry_after: Option<Duration>) -> ModelError {
-        ModelError::Api {
-            status: 529,
-            error_type: "overloaded_error".into(),
-            message: "Overloaded".into(),
-            help: None,
-            retry_after,
-        }
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..=12 {
-            let ceiling = BASE_DELAY
-                .saturating_mul(1u32 << (attempt - 1).min(16))
-                .min(MAX_DELAY);
-            let delay = backoff(attempt, &overloaded(None));
-            assert!(
-                delay <= ceiling && delay >= ceiling / 2,
-                "{attempt}: {delay:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_after_wins_but_is_capped() {
-        assert_eq!(
-            backoff(1, &overloaded(Some(Duration::from_millis(1200)))),
-            Duration::from_millis(1200)
-        );
-        assert_eq!(
-            backoff(1, &overloaded(Some(Duration::from_secs(3600)))),
-            MAX_DELAY
-        );
     }
 }

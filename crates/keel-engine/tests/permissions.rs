@@ -58,6 +58,7 @@ impl Driver {
             local_settings: local_settings.map(Path::to_path_buf),
             history: vec![],
             transcript: None,
+            hooks: None,
         });
         let (ops, ops_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();

@@ -62,7 +62,7 @@ async fn run_session(
     registry: ToolRegistry,
     dir: &std::path::Path,
 ) -> Vec<Event> {
-    run_session_with(server, registry, dir, keel_engine::DEFAULT_MAX_RETRIES).await
+    run_session_with(server, registry, dir, keel_model::DEFAULT_MAX_RETRIES).await
 }
 
 async fn run_session_with(
@@ -78,7 +78,7 @@ async fn run_session_with(
     .unwrap();
     let mut config = SessionConfig::new("claude-sonnet-4-5", vec![]);
     config.max_tokens = 1000;
-    config.max_retries = max_retries;
+    config.retry = keel_model::RetryPolicy::with_max_retries(max_retries);
     let ctx = ToolContext::new(dir, dir.join("spill"), CancellationToken::new());
     let session = Session::new(SessionSetup {
         id: keel_protocol::SessionId::new(),
@@ -91,6 +91,7 @@ async fn run_session_with(
         local_settings: None,
         history: vec![],
         transcript: None,
+        hooks: None,
     });
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();

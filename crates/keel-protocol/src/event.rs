@@ -311,7 +311,21 @@ pub enum Event {
         duration_api_ms: u64,
         /// Tool calls refused during the run.
         permission_denials: Vec<PermissionDenial>,
+        /// Tokens and cost per model used in the run.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        model_usage: Vec<ModelUsage>,
     },
+}
+
+/// One model's share of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// The model.
+    pub model: String,
+    /// Its tokens.
+    pub usage: Usage,
+    /// Its cost in US dollars, or `None` when keel knows no price for it.
+    pub cost_usd: Option<f64>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 mod event;
-pub use event::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PermissionDenial, PlanItem};
+pub use event::{
+    ApprovalAnswer, Event, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial, PlanItem,
+};
 
 /// Identifies one agent session; a UUID string, as Claude Code uses, so scripts can pass it around.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

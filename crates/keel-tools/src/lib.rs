@@ -110,6 +110,20 @@ pub struct ToolContext {
     pub spill_dir: PathBuf,
     /// Cancelled when the user interrupts; long-running tools must watch it.
     pub cancel: CancellationToken,
+    /// The OS sandbox shell commands run in, when the user turned it on.
+    pub sandbox: Option<Arc<Sandbox>>,
+    /// Environment variables for the commands tools start (settings `env`), on top of keel's own.
+    pub env: Arc<Vec<(String, String)>>,
+}
+
+/// How shell commands are confined: the policy, and the program that applies it (keel itself,
+/// re-executed as `keel __sandbox-exec`).
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    /// What sandboxed commands may write and whether they may use the network.
+    pub policy: keel_policy::sandbox::SandboxPolicy,
+    /// The launcher executable.
+    pub launcher: PathBuf,
 }
 
 impl ToolContext {
@@ -122,6 +136,8 @@ impl ToolContext {
             read_files: Arc::new(Mutex::new(HashMap::new())),
             spill_dir,
             cancel,
+            sandbox: None,
+            env: Arc::new(Vec::new()),
         }
     }
 

@@ -66,6 +66,10 @@ impl Tool for Bash {
                 "description": {
                     "type": "string",
                     "description": "What the command does, in a few words (e.g. \"Run the unit tests\")"
+                },
+                "dangerouslyDisableSandbox": {
+                    "type": "boolean",
+                    "description": "Run outside the OS sandbox (only when the sandbox is on and the command cannot work inside it; the user is asked)"
                 }
             },
             "required": ["command"],
@@ -82,7 +86,22 @@ impl Tool for Bash {
         let timeout_ms = optional_u64(&input, "timeout")?
             .unwrap_or(DEFAULT_TIMEOUT_MS)
             .clamp(1, MAX_TIMEOUT_MS);
-        run(command, Duration::from_millis(timeout_ms), ctx).await
+        let unsandboxed = input
+            .get("dangerouslyDisableSandbox")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let sandbox = if unsandboxed {
+            None
+        } else {
+            ctx.sandbox.clone()
+        };
+        run(
+            command,
+            Duration::from_millis(timeout_ms),
+            ctx,
+            sandbox.as_deref(),
+        )
+        .await
     }
 }
 
@@ -93,7 +112,12 @@ enum Ending {
     Interrupted,
 }
 
-async fn run(command: &str, timeout: Duration, ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
+async fn run(
+    command: &str,
+    timeout: Duration,
+    ctx: &ToolContext,
+    sandbox: Option<&crate::Sandbox>,
+) -> Result<ToolOutput, ToolError> {
     let mut cwd = ctx.current_dir();
     let mut notes = String::new();
     if !cwd.is_dir() {
@@ -121,9 +145,21 @@ async fn run(command: &str, timeout: Duration, ctx: &ToolContext) -> Result<Tool
     );
 
     let shell = shell_path();
-    let mut cmd = tokio::process::Command::new(shell);
-    cmd.arg("-c")
-        .arg(&script)
+    let mut cmd = match sandbox {
+        // The launcher confines itself, then execs the shell: same pid, same process group.
+        Some(sandbox) => tokio::process::Command::from(keel_policy::sandbox::launcher_command(
+            &sandbox.launcher,
+            &sandbox.policy,
+            shell,
+            ["-c", script.as_str()],
+        )),
+        None => {
+            let mut cmd = tokio::process::Command::new(shell);
+            cmd.arg("-c").arg(&script);
+            cmd
+        }
+    };
+    cmd.envs(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .current_dir(&cwd)
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
@@ -238,11 +274,19 @@ async fn run(command: &str, timeout: Duration, ctx: &ToolContext) -> Result<Tool
                         Some(code) => format!("Exit code {code}"),
                         None => killed_by(status),
                     };
-                    let content = if combined.is_empty() {
+                    let mut content = if combined.is_empty() {
                         head
                     } else {
                         format!("{head}\n{combined}")
                     };
+                    // Say so when the sandbox is the likely cause, so the model does not retry
+                    // blindly.
+                    if let Some(note) =
+                        sandbox.and_then(|s| s.policy.explain_failure(code, &stderr))
+                    {
+                        content.push_str("\n");
+                        content.push_str(&note);
+                    }
                     Err(ToolError::WithOutput(ToolOutput {
                         content,
                         structured: Some(structured(false)),
