@@ -68,8 +68,24 @@ pub fn summary_request(
     plan: &[PlanItem],
     instructions: Option<&str>,
 ) -> (String, Vec<Message>) {
+    summary_request_within(messages, plan, instructions, u64::MAX)
+}
+
+/// [`summary_request`] for a model with a small window: the transcript is cut (oldest middle
+/// entries first, the first message kept) so the request takes about `max_tokens` estimated
+/// tokens at most. Also the retry when a summary request itself was "prompt too long".
+pub fn summary_request_within(
+    messages: &[Message],
+    plan: &[PlanItem],
+    instructions: Option<&str>,
+    max_tokens: u64,
+) -> (String, Vec<Message>) {
+    // Room for the instructions, the task list and the answer's framing, at 4 bytes a token.
+    let chars = usize::try_from(max_tokens.saturating_sub(2_000).saturating_mul(4))
+        .unwrap_or(usize::MAX)
+        .min(TRANSCRIPT_CHARS);
     let mut text = String::from("Here is the conversation to summarise:\n\n<conversation>\n");
-    text.push_str(&transcript::render(messages, TRANSCRIPT_CHARS));
+    text.push_str(&transcript::render(messages, chars));
     text.push_str("\n</conversation>\n");
     if !plan.is_empty() {
         text.push_str("\nThe task list as it stands:\n");

@@ -21,7 +21,8 @@ mod transcript;
 
 pub use compact::{
     COMPACTED_MARKER, REREAD_FILE_CHARS, REREAD_FILES, REREAD_TOTAL_CHARS, SUMMARY_SYSTEM,
-    choose_kept_tail, compacted_conversation, recent_files, summary_request, tail_for_notes,
+    choose_kept_tail, compacted_conversation, recent_files, summary_request,
+    summary_request_within, tail_for_notes,
 };
 pub use env::{Environment, GitInfo, GitStatus, STATUS_LINES, ShortStatus};
 pub use micro::{MICRO_MARKER, MicroCompacted, MicroOptions, micro_compact};

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use keel_context::{
     COMPACTED_MARKER, MICRO_MARKER, MicroOptions, SessionNotes, choose_kept_tail,
     compacted_conversation, compacted_from_notes, estimate_messages, micro_compact, recent_files,
-    summary_request, tail_for_notes, update_request,
+    summary_request, summary_request_within, tail_for_notes, update_request,
 };
 use keel_protocol::{ContentBlock, Message, PlanItem, Role, ToolResultBlock, ToolResultContent};
 use serde_json::{Value, json};
@@ -454,6 +454,23 @@ fn summary_request_asks_for_the_sections_and_cuts_long_outputs() {
     };
     assert!(!text.contains("asked for this when compacting"));
     assert!(!text.contains("task list"));
+}
+
+#[test]
+fn a_limited_summary_request_fits_a_small_window() {
+    let messages = session();
+    let (_, request) = summary_request_within(&messages, &plan(), None, 3_000);
+    let tokens = estimate_messages(&request);
+    assert!(tokens <= 3_000, "{tokens}");
+    let ContentBlock::Text { text } = &request[0].content[0] else {
+        panic!()
+    };
+    // The original request and the newest exchange survive; the middle is left out.
+    assert!(text.contains("Fix the failing parser test"));
+    assert!(text.contains(r#"<tool_call name="Write">"#));
+    assert!(text.contains("older entries left out"));
+    let (_, full) = summary_request(&messages, &plan(), None);
+    assert!(estimate_messages(&full) > tokens);
 }
 
 #[test]
