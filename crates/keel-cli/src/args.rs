@@ -152,6 +152,10 @@ pub enum Command {
     Sessions(crate::commands::sessions::SessionsArgs),
     /// Show what the model would receive (`keel prompt show`).
     Prompt(crate::commands::prompt::PromptArgs),
+    /// List the configured hooks (`keel hooks list`).
+    Hooks(crate::commands::hooks::HooksArgs),
+    /// What the OS sandbox for shell commands can do here (`keel sandbox status`).
+    Sandbox(crate::commands::sandbox::SandboxArgs),
 }
 
 /// How print mode writes its output.

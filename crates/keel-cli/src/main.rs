@@ -16,6 +16,16 @@ use args::{Args, Command};
 use setup::Workspace;
 
 fn main() -> ExitCode {
+    // keel re-executes itself to confine a shell command: apply the sandbox, then exec the
+    // command. This must happen before anything else (no runtime, no threads).
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(
+            keel_policy::sandbox::LAUNCHER_SUBCOMMAND,
+        ))
+    {
+        let code = keel_policy::sandbox::run_launcher(std::env::args_os().skip(2));
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let args = Args::parse();
     init_logging();
     match run(args) {
@@ -44,6 +54,8 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Permissions(command)) => commands::permissions::run(command, &args, &ws),
         Some(Command::Sessions(command)) => commands::sessions::run(command, &ws),
         Some(Command::Prompt(command)) => commands::prompt::run(command, &args, &ws),
+        Some(Command::Hooks(command)) => commands::hooks::run(command, &ws),
+        Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
         None if args.print => print::run(&args, &ws),
         None => bail!(
             "the interactive terminal UI is not available in this version; use print mode: \

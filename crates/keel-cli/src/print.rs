@@ -23,22 +23,20 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
         bail!("--output-format=stream-json requires --verbose (as with claude -p)");
     }
     let prompt = read_prompt(args.prompt.as_deref())?;
-    let prepared = prepare(args, ws, Approver::Unattended)?;
-    let info = RunInfo {
-        model: prepared.model,
-        api_key_source: prepared.api_key_source,
-        max_output_tokens: prepared.max_output_tokens,
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(print_mode(
-        prepared.session,
-        prompt,
-        args.output_format,
-        info,
-    ))?;
+    let outcome = runtime.block_on(async {
+        let prepared = prepare(args, ws, Approver::Unattended).await?;
+        let info = RunInfo {
+            model: prepared.model,
+            api_key_source: prepared.api_key_source,
+            max_output_tokens: prepared.max_output_tokens,
+            context_window: prepared.context_window,
+        };
+        print_mode(prepared.session, prompt, args.output_format, info).await
+    })?;
     // Tools may leave blocking work (a directory walk) behind after an interrupt: don't wait.
     runtime.shutdown_background();
     Ok(exit_code(&outcome))

@@ -18,9 +18,11 @@ pub struct RunInfo {
     /// The model requested (used as the `modelUsage` key).
     pub model: String,
     /// Where the API key came from, as Claude Code reports it.
-    pub api_key_source: &'static str,
+    pub api_key_source: String,
     /// The request's `max_tokens`, for `modelUsage`.
     pub max_output_tokens: u32,
+    /// The model's context window, for `modelUsage`.
+    pub context_window: u64,
 }
 
 /// Writes events in one output format and remembers what the final result needs.
@@ -126,6 +128,37 @@ impl<W: Write> Renderer<W> {
                     self.line(&line)?;
                 }
             }
+            Event::Retrying {
+                attempt,
+                max_retries,
+                delay_ms,
+                error,
+            } => {
+                eprintln!(
+                    "keel: {error}; retrying in {:.1} s (attempt {attempt} of {max_retries})",
+                    *delay_ms as f64 / 1000.0
+                );
+                if self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "system",
+                        "subtype": "api_retry",
+                        "attempt": attempt,
+                        "max_retries": max_retries,
+                        "retry_delay_ms": delay_ms,
+                        "error": error,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
+            Event::Notice { level, message } => {
+                let tag = match level {
+                    keel_protocol::NoticeLevel::Warning => "warning: ",
+                    keel_protocol::NoticeLevel::Info => "",
+                };
+                eprintln!("keel: {tag}{message}");
+            }
             Event::RunFinished { .. } => {
                 let result = self.result_object(event);
                 match self.format {
@@ -146,13 +179,11 @@ impl<W: Write> Renderer<W> {
             | Event::PermissionDenied { .. }
             | Event::UserMessage { .. }
             | Event::ApprovalRequested { .. }
-            | Event::Retrying { .. }
             | Event::ContextUsage { .. }
             | Event::Compacted { .. }
             | Event::PlanUpdated { .. }
             | Event::PermissionModeChanged { .. }
             | Event::ModelChanged { .. }
-            | Event::Notice { .. }
             | Event::Subagent { .. } => {}
         }
         Ok(())
@@ -169,6 +200,7 @@ impl<W: Write> Renderer<W> {
             duration_ms,
             duration_api_ms,
             permission_denials,
+            model_usage,
         } = event
         else {
             return Value::Null;
@@ -185,14 +217,58 @@ impl<W: Write> Renderer<W> {
             "session_id": self.session_id,
             "total_cost_usd": total_cost_usd,
             "usage": usage,
-            "modelUsage": { self.info.model.clone(): model_usage(usage, *total_cost_usd, self.info.max_output_tokens) },
+            "modelUsage": self.model_usage(model_usage, usage, *total_cost_usd),
             "permission_denials": permission_denials,
             "uuid": new_uuid(),
         });
         if let Some(message) = outcome_message(outcome) {
             object["errors"] = json!([message]);
         }
+        let unpriced: Vec<&str> = model_usage
+            .iter()
+            .filter(|m| m.cost_usd.is_none())
+            .map(|m| m.model.as_str())
+            .collect();
+        if !unpriced.is_empty() {
+            // total_cost_usd stays a number for scripts; this says which part is missing.
+            object["cost_unknown_models"] = json!(unpriced);
+        }
         object
+    }
+
+    /// Claude Code's `modelUsage`: tokens and cost per model (cost `null` when unknown).
+    fn model_usage(
+        &self,
+        per_model: &[keel_protocol::ModelUsage],
+        total: &Usage,
+        total_cost: f64,
+    ) -> Value {
+        let mut map = serde_json::Map::new();
+        if per_model.is_empty() {
+            map.insert(
+                self.info.model.clone(),
+                self.model_entry(total, Some(total_cost)),
+            );
+        }
+        for entry in per_model {
+            map.insert(
+                entry.model.clone(),
+                self.model_entry(&entry.usage, entry.cost_usd),
+            );
+        }
+        Value::Object(map)
+    }
+
+    fn model_entry(&self, usage: &Usage, cost: Option<f64>) -> Value {
+        json!({
+            "inputTokens": usage.input_tokens,
+            "outputTokens": usage.output_tokens,
+            "cacheReadInputTokens": usage.cache_read_input_tokens,
+            "cacheCreationInputTokens": usage.cache_creation_input_tokens,
+            "costUSD": cost,
+            "contextWindow": self.info.context_window,
+            "maxOutputTokens": self.info.max_output_tokens,
+        })
     }
 
     fn line(&mut self, value: &Value) -> io::Result<()> {
@@ -215,18 +291,6 @@ pub fn outcome_message(outcome: &Outcome) -> Option<String> {
     }
 }
 
-fn model_usage(usage: &Usage, cost: f64, max_output_tokens: u32) -> Value {
-    json!({
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "cacheReadInputTokens": usage.cache_read_input_tokens,
-        "cacheCreationInputTokens": usage.cache_creation_input_tokens,
-        "costUSD": cost,
-        "contextWindow": 200_000,
-        "maxOutputTokens": max_output_tokens,
-    })
-}
-
 fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -239,8 +303,9 @@ mod tests {
     fn info() -> RunInfo {
         RunInfo {
             model: "m".into(),
-            api_key_source: "ANTHROPIC_API_KEY",
+            api_key_source: "ANTHROPIC_API_KEY".into(),
             max_output_tokens: 64000,
+            context_window: 200_000,
         }
     }
 
@@ -291,6 +356,7 @@ mod tests {
                 duration_ms: 5,
                 duration_api_ms: 3,
                 permission_denials: vec![],
+                model_usage: vec![],
             },
         ]
     }

@@ -5,15 +5,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use anyhow::{Context, Result, bail};
-use keel_config::{LoadOptions, LoadedSettings, SourceSet};
-use keel_context::{Environment, PromptOptions};
-use keel_engine::{Approver, Session, SessionConfig, SessionSetup};
-use keel_model::{AnthropicClient, AnthropicConfig};
+use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, SourceSet};
+use keel_context::{Environment, GitStatus, PromptInputs, PromptOptions, SystemPrompt};
+use keel_engine::{Approver, HookSetup, Session, SessionConfig, SessionSetup};
+use keel_model::{ModelClient, Pricing, ProviderKind, ProviderOptions, RecordingClient, Selected};
+use keel_policy::hooks::HookSet;
+use keel_policy::sandbox::SandboxPolicy;
 use keel_policy::{PermissionMode, Policy, RuleList, RuleSource};
 use keel_protocol::{Event, SessionId};
 use keel_session::{SessionStore, Totals, Transcript, TranscriptWriter};
-use keel_tools::{ToolContext, ToolRegistry};
+use keel_tools::{Sandbox, ToolContext, ToolRegistry};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{Args, split_rules};
@@ -28,7 +33,15 @@ pub struct Workspace {
     pub settings: LoadedSettings,
     /// Process environment with the settings' `env` on top.
     pub env: BTreeMap<String, String>,
+    /// Which settings (and memory) files were asked for.
+    pub sources: SourceSet,
+    /// `git status`, started at load so it overlaps with the rest of start-up.
+    git: Mutex<Option<GitStatus>>,
 }
+
+/// How long start-up waits for `git status` before leaving it out of the prompt: a huge
+/// repository must not hold up the first request.
+const GIT_STATUS_WAIT: Duration = Duration::from_millis(15);
 
 impl Workspace {
     /// Reads the settings for the current directory. Broken settings are an error naming file,
@@ -51,6 +64,7 @@ impl Workspace {
         for warning in &settings.warnings {
             eprintln!("keel: warning: {warning}");
         }
+        let git = GitStatus::spawn(&cwd);
         let mut env: BTreeMap<String, String> = std::env::vars().collect();
         env.extend(settings.effective.env.clone());
         Ok(Self {
@@ -58,6 +72,8 @@ impl Workspace {
             home,
             settings,
             env,
+            sources,
+            git: Mutex::new(Some(git)),
         })
     }
 
@@ -175,71 +191,206 @@ impl Workspace {
         Ok(dirs)
     }
 
-    /// The model: `--model`, then `ANTHROPIC_MODEL`, then the `model` setting, else keel's default.
-    pub fn model(&self, flag: Option<&str>) -> String {
+    /// The model asked for: `--model`, then `ANTHROPIC_MODEL` (for Anthropic), then the `model`
+    /// setting; `None` lets the provider choose its default.
+    pub fn requested_model(
+        &self,
+        flag: Option<&str>,
+        provider: Option<ProviderKind>,
+    ) -> Option<String> {
+        let from_env = match provider {
+            None | Some(ProviderKind::Anthropic) => self.var("ANTHROPIC_MODEL"),
+            Some(_) => None,
+        };
         flag.map(str::to_string)
-            .or_else(|| self.var("ANTHROPIC_MODEL"))
+            .or(from_env)
             .or_else(|| self.settings.effective.model.clone())
             .filter(|m| !m.trim().is_empty())
-            .unwrap_or_else(|| keel_model::DEFAULT_MODEL.to_string())
     }
 
-    /// The system prompt for this directory.
-    pub fn system_prompt(&self, args: &Args) -> Result<Vec<String>> {
+    /// The system prompt for this directory: keel's instructions, the environment, memory
+    /// files and the user's additions; plus warnings about the memory files.
+    pub fn system_prompt(&self, args: &Args) -> Result<(SystemPrompt, Vec<MemoryWarning>)> {
         let additional_dirs = self.additional_dirs(&args.add_dir)?;
-        let env = Environment::detect(&self.cwd, &additional_dirs);
-        Ok(keel_context::system_prompt(
-            &env,
-            &PromptOptions {
+        let git = self
+            .git
+            .lock()
+            .map_err(|_| anyhow::anyhow!("internal error: git status lock poisoned"))?
+            .take()
+            .and_then(|git| git.join(GIT_STATUS_WAIT));
+        let env = Environment::detect(&self.cwd, &additional_dirs).with_git_status(git);
+        let memory = self.memory_loader().load();
+        let prompt = SystemPrompt::assemble(&PromptInputs {
+            env: &env,
+            memory: &memory.files,
+            skills: None,
+            agents: None,
+            options: &PromptOptions {
                 replace: args.system_prompt.clone(),
                 append: args.append_system_prompt.clone(),
             },
-        ))
+        });
+        Ok((prompt, memory.warnings))
+    }
+
+    /// The loader of this directory's memory files (AGENTS.md, CLAUDE.md, ...).
+    pub fn memory_loader(&self) -> MemoryLoader {
+        MemoryLoader::new(&self.cwd, Some(&self.home)).with_sources(self.sources)
+    }
+
+    /// What the provider selection needs from the flags and settings.
+    fn provider_options(&self, args: &Args) -> Result<ProviderOptions> {
+        let settings = &self.settings.effective;
+        let kind = match args.provider.as_deref().or(settings.provider.as_deref()) {
+            Some(name) => Some(
+                name.parse::<ProviderKind>()
+                    .map_err(|e| anyhow::anyhow!("--provider: {e}"))?,
+            ),
+            None => None,
+        };
+        let thinking_budget = match args.thinking.as_deref() {
+            Some("disabled" | "off" | "false") => None,
+            Some("enabled" | "adaptive" | "on" | "true") => Some(DEFAULT_THINKING_BUDGET),
+            Some(budget) => Some(budget.parse::<u32>().map_err(|_| {
+                anyhow::anyhow!(
+                    "--thinking {budget:?}: give a token budget (e.g. 8000), enabled or disabled"
+                )
+            })?),
+            None => args.max_thinking_tokens.or_else(|| {
+                settings.thinking_budget_tokens.or_else(|| {
+                    (settings.always_thinking_enabled == Some(true))
+                        .then_some(DEFAULT_THINKING_BUDGET)
+                })
+            }),
+        };
+        Ok(ProviderOptions {
+            kind,
+            base_url: args.base_url.clone().or_else(|| settings.base_url.clone()),
+            api_key_env: args
+                .api_key_env
+                .clone()
+                .or_else(|| settings.api_key_env.clone()),
+            model: self.requested_model(args.model.as_deref(), kind),
+            replay_file: args.replay.as_ref().map(|p| self.cwd.join(p)),
+            max_retries: args.max_retries.or(settings.max_retries),
+            thinking_budget,
+            ..ProviderOptions::default()
+        })
+    }
+
+    /// Prices: keel's table with the `pricing` setting on top.
+    fn pricing(&self) -> Result<Pricing> {
+        let overrides = self.settings.effective.pricing.iter().map(|(model, p)| {
+            (
+                model.clone(),
+                keel_model::PriceOverride {
+                    input: p.input,
+                    output: p.output,
+                    cache_write: p.cache_write,
+                    cache_read: p.cache_read,
+                },
+            )
+        });
+        Pricing::with_overrides(overrides).map_err(|e| anyhow::anyhow!("pricing: {e}"))
     }
 }
 
-/// What the renderer needs to know that the events do not say.
+/// The thinking budget `--thinking` without a number (and `alwaysThinkingEnabled`) asks for.
+const DEFAULT_THINKING_BUDGET: u32 = 10_000;
+
+/// A session ready to serve, and what the renderer needs to know that the events do not say.
 pub struct Prepared {
     /// The session, ready to serve.
     pub session: Session,
     /// The model requested.
     pub model: String,
     /// Where the credentials came from, as Claude Code reports it.
-    pub api_key_source: &'static str,
+    pub api_key_source: String,
     /// The request's `max_tokens`.
     pub max_output_tokens: u32,
+    /// The model's context window.
+    pub context_window: u64,
 }
 
-/// Builds the session a run of `keel` works in: settings, policy, model client, tools, system
-/// prompt, and a new, continued, resumed or forked transcript.
-pub fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepared> {
+/// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
+/// prompt, hooks, sandbox, and a new, continued, resumed or forked transcript.
+pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepared> {
     let policy = ws.policy(args)?;
-    let anthropic =
-        AnthropicConfig::from_lookup(|name| ws.var(name)).map_err(anyhow::Error::msg)?;
-    let api_key_source = anthropic.api_key_source();
-    let client = AnthropicClient::new(anthropic).map_err(anyhow::Error::msg)?;
-
-    let model = ws.model(args.model.as_deref());
-    let mut config = SessionConfig::new(model.clone(), ws.system_prompt(args)?);
-    config.max_turns = args.max_turns;
-    if let Some(retries) = args.max_retries.or(ws.settings.effective.max_retries) {
-        config.max_retries = retries;
+    let options = ws.provider_options(args)?;
+    let lookup = |name: &str| ws.var(name);
+    let selected: Selected = keel_model::select(&options, &lookup).await?;
+    let client: Arc<dyn ModelClient> = match &args.record {
+        Some(path) => Arc::new(
+            RecordingClient::create(&ws.cwd.join(path), selected.client.clone())
+                .await
+                .with_context(|| format!("--record {}", path.display()))?,
+        ),
+        None => selected.client.clone(),
+    };
+    let (prompt, memory_warnings) = ws.system_prompt(args)?;
+    for warning in &memory_warnings {
+        eprintln!("keel: warning: {warning}");
     }
-    let max_output_tokens = config.max_tokens;
+    let mut config = SessionConfig::new(selected.model.clone(), prompt.blocks());
+    config.max_tokens = selected.max_output_tokens;
+    config.max_turns = args.max_turns;
+    config.retry = selected.retry;
+    config.thinking = selected.thinking;
+    config.cache = selected.cache;
+    config.pricing = ws.pricing()?;
+    config.context_window = ws
+        .settings
+        .effective
+        .context_window
+        .unwrap_or(selected.context_window);
 
     let store = SessionStore::new(&ws.home);
-    let (id, history, transcript) = open_transcript(args, ws, &store, &model, &policy)?;
+    let (id, history, transcript, transcript_path) =
+        open_transcript(args, ws, &store, &selected.model, &policy)?;
     let spill_dir = store
         .project_dir(&ws.cwd)
         .join(id.as_str())
         .join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
     tool_ctx.additional_dirs = ws.additional_dirs(&args.add_dir)?;
+    tool_ctx.env = Arc::new(
+        ws.settings
+            .effective
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    if let Some(sandbox) = SandboxPolicy::from_settings(
+        &ws.settings.effective.sandbox,
+        policy.working_dirs(),
+        &ws.home,
+    ) {
+        let launcher = std::env::current_exe()
+            .context("the sandbox needs keel's own executable path, which is unavailable")?;
+        tool_ctx.sandbox = Some(Arc::new(Sandbox {
+            policy: sandbox,
+            launcher,
+        }));
+    }
 
+    let (hook_set, hook_warnings) = HookSet::from_loaded(&ws.settings);
+    for warning in hook_warnings {
+        eprintln!("keel: warning: {warning}");
+    }
+    let hooks = (!hook_set.list().is_empty()).then(|| HookSetup {
+        set: hook_set,
+        transcript_path,
+        project_dir: ws.settings.project_root.clone(),
+        env: ws.settings.effective.env.clone(),
+    });
+
+    let max_output_tokens = config.max_tokens;
+    let context_window = config.context_window;
     let session = Session::new(SessionSetup {
         id,
         config,
-        client: Arc::new(client),
+        client,
         tools: ToolRegistry::builtin(),
         tool_ctx,
         policy,
@@ -247,12 +398,14 @@ pub fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepar
         local_settings: Some(ws.local_settings_path()),
         history,
         transcript: Some(transcript),
+        hooks,
     });
     Ok(Prepared {
         session,
-        model,
-        api_key_source,
+        model: selected.model,
+        api_key_source: selected.api_key_source,
         max_output_tokens,
+        context_window,
     })
 }
 
@@ -264,7 +417,12 @@ fn open_transcript(
     store: &SessionStore,
     model: &str,
     policy: &Policy,
-) -> Result<(SessionId, Vec<keel_protocol::Message>, TranscriptWriter)> {
+) -> Result<(
+    SessionId,
+    Vec<keel_protocol::Message>,
+    TranscriptWriter,
+    PathBuf,
+)> {
     let resumed: Option<PathBuf> = if args.continue_session {
         Some(store.latest(&ws.cwd)?.with_context(|| {
             format!(
@@ -293,7 +451,7 @@ fn open_transcript(
         };
         let path = store.path_for(&ws.cwd, id.as_str());
         let writer = TranscriptWriter::open(&path, Totals::default())?;
-        return Ok((id, Vec::new(), writer));
+        return Ok((id, Vec::new(), writer, path));
     };
     let transcript = Transcript::read(&path)?;
     for warning in &transcript.warnings {
@@ -306,7 +464,7 @@ fn open_transcript(
         .unwrap_or_default();
     if !args.fork_session {
         let writer = TranscriptWriter::open(&path, transcript.totals())?;
-        return Ok((SessionId::from_string(old_id), history, writer));
+        return Ok((SessionId::from_string(old_id), history, writer, path));
     }
     let id = SessionId::new();
     let new_path = store.path_for(&ws.cwd, id.as_str());
@@ -325,7 +483,7 @@ fn open_transcript(
         tokens_after: 0,
         messages: history.clone(),
     })?;
-    Ok((id, history, writer))
+    Ok((id, history, writer, new_path))
 }
 
 /// The message for `--resume` without an id in print mode: the sessions to choose from.

@@ -56,6 +56,7 @@ fn finished(turns: u32, cost: f64) -> Event {
         duration_ms: 1,
         duration_api_ms: 1,
         permission_denials: vec![],
+        model_usage: vec![],
     }
 }
 

@@ -1,6 +1,8 @@
 //! Commands besides running the agent, one module each.
 
 pub mod config;
+pub mod hooks;
 pub mod permissions;
 pub mod prompt;
+pub mod sandbox;
 pub mod sessions;

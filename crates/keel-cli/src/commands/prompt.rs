@@ -28,15 +28,14 @@ pub enum PromptCommand {
 pub fn run(command: PromptArgs, args: &Args, ws: &Workspace) -> Result<ExitCode> {
     match command.command {
         PromptCommand::Show => {
-            let parts = ws.system_prompt(args)?;
-            if parts.is_empty() {
+            let (prompt, warnings) = ws.system_prompt(args)?;
+            if prompt.blocks().is_empty() {
                 println!("(no system prompt: --system-prompt \"\" sends none)");
+            } else {
+                println!("{}", prompt.render_text());
             }
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    println!("\n---\n");
-                }
-                println!("{part}");
+            for warning in warnings {
+                eprintln!("keel: warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -284,7 +284,7 @@ async fn run(
                     if let Some(note) =
                         sandbox.and_then(|s| s.policy.explain_failure(code, &stderr))
                     {
-                        content.push_str("\n");
+                        content.push('\n');
                         content.push_str(&note);
                     }
                     Err(ToolError::WithOutput(ToolOutput {
