@@ -299,6 +299,8 @@ impl ClientHandler for KeelClient {
 struct Connection {
     service: RunningService<RoleClient, KeelClient>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The process of a stdio server.
+    pid: Option<u32>,
     _tasks: Vec<AbortOnDrop>,
 }
 
@@ -499,6 +501,7 @@ impl Slot {
         Ok(Connection {
             service,
             stderr,
+            pid,
             _tasks: tasks,
         })
     }
@@ -1098,8 +1101,8 @@ impl McpManager {
         Ok(out)
     }
 
-    /// Reads one resource: text contents as text; image blobs as image sources; other blobs
-    /// saved under `save_dir` and described by path.
+    /// Reads one resource: text contents (and blobs of a textual type) as text; image blobs
+    /// as image sources; other blobs saved under `save_dir` and described by path.
     pub async fn read_resource(
         &self,
         server: &str,
@@ -1131,7 +1134,12 @@ impl McpManager {
             if let Some(text) = item.get("text").and_then(Value::as_str) {
                 entry["text"] = json!(text);
             } else if let Some(blob) = item.get("blob").and_then(Value::as_str) {
-                if let Some(source) = mime.and_then(|mime| image_source(mime, blob)) {
+                if let Some(text) = mime
+                    .filter(|m| is_textual(m))
+                    .and_then(|_| decode_text(blob))
+                {
+                    entry["text"] = json!(text);
+                } else if let Some(source) = mime.and_then(|mime| image_source(mime, blob)) {
                     images.push(source);
                     entry["image"] = json!("sent to the model as an image");
                 } else {
@@ -1290,15 +1298,56 @@ impl McpManager {
     }
 }
 
+/// How long a stdio server gets to exit after its stdin closes before it is sent SIGTERM.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
 /// Closes a connection if nobody else holds it (an in-flight call keeps it alive until done;
-/// dropping the last handle closes it then).
+/// dropping the last handle closes it then). As the spec asks for stdio servers: close stdin,
+/// wait briefly, then SIGTERM (rmcp itself would wait 3 s first, and kills what is left when
+/// the transport is dropped).
 async fn close(conn: Arc<Connection>) {
     if let Ok(mut conn) = Arc::try_unwrap(conn) {
-        let _ = conn
-            .service
-            .close_with_timeout(Duration::from_secs(2))
-            .await;
+        let pid = conn.pid;
+        // Not rmcp's close_with_timeout, which logs a warning for every slow server.
+        let closed = tokio::time::timeout(EXIT_GRACE, conn.service.close()).await;
+        if closed.is_err()
+            && let Some(pid) = pid
+        {
+            terminate(pid);
+        }
     }
+}
+
+#[cfg(unix)]
+fn terminate(pid: u32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(_pid: u32) {}
+
+/// Media types whose bytes are text the model can read directly.
+fn is_textual(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || mime.ends_with("+json")
+        || mime.ends_with("+xml")
+        || matches!(
+            mime,
+            "application/json" | "application/xml" | "application/yaml"
+        )
+}
+
+/// A base64 blob as UTF-8 text, if it is that.
+fn decode_text(blob: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 fn bind_arguments(
