@@ -330,6 +330,60 @@ async fn mcp_server_time_from_pypi() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_filesystem_gets_the_project_as_its_root_and_its_missing_lists_are_tolerated() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(project.join("in-project.txt"), "project data").unwrap();
+    // Configured with another folder: a server that asks for roots replaces its folders with
+    // keel's answer, the project directory.
+    let manager = McpManager::start(
+        vec![server(
+            "fs",
+            json!({"command": node(), "args": [filesystem_js(), elsewhere]}),
+        )],
+        options(&project),
+    )
+    .await;
+    assert_eq!(manager.statuses()[0].1, ServerStatus::Connected);
+    let ctx = tool_ctx(&project);
+    let read = find(&manager, "mcp__fs__read_text_file");
+    let path = project.join("in-project.txt");
+    // The server applies the roots answer asynchronously after initialization.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let output = loop {
+        match read.call(json!({"path": path}), &ctx).await {
+            Ok(output) => break output,
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "the project never became the server's root: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(output.content, "project data");
+    // ...and its configured folder is no longer allowed.
+    let outside = read
+        .call(json!({"path": elsewhere.join("x.txt")}), &ctx)
+        .await
+        .unwrap_err();
+    assert!(outside.to_string().contains("denied"), "{outside}");
+    // No resources or prompts: "method not found" is tolerated, not an error.
+    assert_eq!(manager.list_resources(Some("fs")).await.unwrap(), []);
+    assert!(manager.list_prompts().await.is_empty());
+    assert!(
+        manager
+            .tools()
+            .iter()
+            .all(|t| t.name() != "ListMcpResourcesTool"),
+        "no server has resources, so the resource tools are not offered"
+    );
+    manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_gives_a_clean_error_and_restarts_on_next_use() {
     let dir = tempfile::tempdir().unwrap();
     let manager = McpManager::start(
