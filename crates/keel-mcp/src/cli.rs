@@ -101,6 +101,8 @@ pub struct McpContext {
     pub mcp_config: Vec<String>,
     /// `--strict-mcp-config`.
     pub strict_mcp_config: bool,
+    /// The settings' `disabledMcpjsonServers`.
+    pub disabled_project_servers: Vec<String>,
     /// The tools `keel mcp serve` offers (normally [`ToolRegistry::builtin`]).
     pub registry: ToolRegistry,
     /// keel's permission rules for `keel mcp serve`.
@@ -242,6 +244,7 @@ fn sources(ctx: &McpContext) -> McpSources {
         settings_servers: ctx.settings_servers.clone(),
         flag_configs: ctx.mcp_config.clone(),
         strict: ctx.strict_mcp_config,
+        disabled_project_servers: ctx.disabled_project_servers.clone(),
         cwd: ctx.cwd.clone(),
     }
 }

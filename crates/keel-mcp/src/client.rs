@@ -160,6 +160,8 @@ pub enum McpError {
         name: String,
         /// Its message.
         message: String,
+        /// The JSON-RPC error code, when the server sent one (-32601: method not found).
+        code: Option<i32>,
     },
     /// The request took too long.
     #[error("MCP server `{name}` did not answer within {seconds} s{hint}")]
@@ -299,6 +301,8 @@ impl ClientHandler for KeelClient {
 struct Connection {
     service: RunningService<RoleClient, KeelClient>,
     stderr: Arc<Mutex<VecDeque<String>>>,
+    /// The process of a stdio server.
+    pid: Option<u32>,
     _tasks: Vec<AbortOnDrop>,
 }
 
@@ -424,15 +428,19 @@ impl Slot {
                     .spawn()
                     .map_err(|error| spawn_error(command, &error))?;
                 pid = transport.id();
-                if let Some(child_stderr) = child_stderr {
-                    tasks.push(capture_stderr(self.name(), child_stderr, stderr.clone()));
-                }
+                let mut stderr_reader = child_stderr
+                    .map(|child_stderr| capture_stderr(self.name(), child_stderr, stderr.clone()));
                 match client.serve(transport).await {
-                    Ok(service) => service,
+                    Ok(service) => {
+                        tasks.extend(stderr_reader);
+                        service
+                    }
                     Err(error) => {
-                        // Give the stderr reader a moment to drain what the process printed
-                        // before it died, since that usually says why.
-                        tokio::task::yield_now().await;
+                        // Let the stderr reader drain what the process printed before it
+                        // died (it ends at EOF), since that usually says why.
+                        if let Some(reader) = stderr_reader.as_mut() {
+                            reader.finish_within(Duration::from_millis(500)).await;
+                        }
                         let tail: Vec<String> = lock(&stderr).iter().cloned().collect();
                         let mut reason = format!("initialize failed: {error}");
                         if !tail.is_empty() {
@@ -499,6 +507,7 @@ impl Slot {
         Ok(Connection {
             service,
             stderr,
+            pid,
             _tasks: tasks,
         })
     }
@@ -546,6 +555,7 @@ impl Slot {
             ServiceError::McpError(data) => McpError::Server {
                 name: self.name().to_string(),
                 message: format!("{} (code {})", data.message, data.code.0),
+                code: Some(data.code.0),
             },
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
                 self.stopped(conn).await
@@ -558,33 +568,49 @@ impl Slot {
                     McpError::Server {
                         name: self.name().to_string(),
                         message: other.to_string(),
+                        code: None,
                     }
                 }
             }
         }
     }
 
-    /// Runs `request` against the server with the tool timeout, turning transport trouble into
-    /// a `Stopped` error.
-    async fn request<T, F, Fut>(self: &Arc<Self>, what: &str, request: F) -> Result<T, McpError>
+    /// Runs `request` against the server within `limit`, turning transport trouble into a
+    /// `Stopped` error.
+    async fn request<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &str,
+        limit: Limit,
+        request: F,
+    ) -> Result<T, McpError>
     where
         F: FnOnce(Peer<RoleClient>) -> Fut,
         Fut: Future<Output = Result<T, ServiceError>>,
     {
         let (peer, conn) = self.peer_for_use().await?;
-        let timeout = self.options.tool_timeout;
+        let (timeout, variable) = match limit {
+            Limit::Work => (self.options.tool_timeout, "MCP_TOOL_TIMEOUT"),
+            Limit::Listing => (self.options.start_timeout, "MCP_TIMEOUT"),
+        };
         match tokio::time::timeout(timeout, request(peer)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(self.request_error(&conn, error).await),
             Err(_) => Err(McpError::Timeout {
                 name: self.name().to_string(),
                 seconds: timeout.as_secs(),
-                hint: format!(
-                    " to {what} (raise MCP_TOOL_TIMEOUT, in milliseconds, if it needs longer)"
-                ),
+                hint: format!(" to {what} (raise {variable}, in milliseconds, if it needs longer)"),
             }),
         }
     }
+}
+
+/// Which limit a request runs under.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    /// Real work (tool calls, reads, prompt expansion): `MCP_TOOL_TIMEOUT`.
+    Work,
+    /// Listing what a server offers, which should be quick: `MCP_TIMEOUT`.
+    Listing,
 }
 
 /// keel's `initialize` parameters: roots declared (answered with the project directory), no
@@ -790,7 +816,9 @@ impl Tool for McpTool {
         };
         let params = CallToolRequestParams::new(self.original.clone()).with_arguments(arguments);
         let what = format!("run {}", self.name);
-        let call = slot.request(&what, |peer| async move { peer.call_tool(params).await });
+        let call = slot.request(&what, Limit::Work, |peer| async move {
+            peer.call_tool(params).await
+        });
         let result = tokio::select! {
             result = call => result,
             () = ctx.cancel.cancelled() => {
@@ -1051,8 +1079,8 @@ impl McpManager {
         }
     }
 
-    /// The resources of one server, or of every server that has resources. A server that
-    /// answers `resources/list` with "method not found" has none.
+    /// The resources of one server, or of every server that has resources (asked
+    /// concurrently). A server that answers `resources/list` with "method not found" has none.
     pub async fn list_resources(&self, server: Option<&str>) -> Result<Vec<McpResource>, McpError> {
         let slots = match server {
             Some(name) => vec![self.slot(name)?],
@@ -1067,39 +1095,48 @@ impl McpManager {
                 .cloned()
                 .collect(),
         };
-        let mut out = Vec::new();
-        for slot in slots {
+        let lists = slots.iter().map(|slot| async move {
             let listed = slot
-                .request("list resources", |peer| async move {
+                .request("list resources", Limit::Listing, |peer| async move {
                     peer.list_all_resources().await
                 })
                 .await;
             let listed = match listed {
                 Ok(listed) => listed,
-                Err(McpError::Server { message, .. }) if message.contains("-32601") => Vec::new(),
+                Err(McpError::Server {
+                    code: Some(-32601), ..
+                }) => Vec::new(),
                 Err(error) if server.is_some() => return Err(error),
                 Err(error) => {
                     tracing::warn!("listing resources: {error}");
-                    continue;
+                    Vec::new()
                 }
             };
-            for resource in listed {
-                let value = serde_json::to_value(&resource).unwrap_or(Value::Null);
-                let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
-                out.push(McpResource {
-                    server: slot.name().to_string(),
-                    uri: text("uri").unwrap_or_default(),
-                    name: text("name").unwrap_or_default(),
-                    mime_type: text("mimeType"),
-                    description: text("description"),
-                });
-            }
+            Ok(listed
+                .into_iter()
+                .map(|resource| {
+                    let value = serde_json::to_value(&resource).unwrap_or(Value::Null);
+                    let text =
+                        |key: &str| value.get(key).and_then(Value::as_str).map(str::to_string);
+                    McpResource {
+                        server: slot.name().to_string(),
+                        uri: text("uri").unwrap_or_default(),
+                        name: text("name").unwrap_or_default(),
+                        mime_type: text("mimeType"),
+                        description: text("description"),
+                    }
+                })
+                .collect::<Vec<_>>())
+        });
+        let mut out = Vec::new();
+        for listed in futures::future::join_all(lists).await {
+            out.extend(listed?);
         }
         Ok(out)
     }
 
-    /// Reads one resource: text contents as text; image blobs as image sources; other blobs
-    /// saved under `save_dir` and described by path.
+    /// Reads one resource: text contents (and blobs of a textual type) as text; image blobs
+    /// as image sources; other blobs saved under `save_dir` and described by path.
     pub async fn read_resource(
         &self,
         server: &str,
@@ -1109,7 +1146,7 @@ impl McpManager {
         let slot = self.slot(server)?;
         let params = ReadResourceRequestParams::new(uri);
         let result = slot
-            .request("read a resource", |peer| async move {
+            .request("read a resource", Limit::Work, |peer| async move {
                 peer.read_resource(params).await
             })
             .await?;
@@ -1131,7 +1168,12 @@ impl McpManager {
             if let Some(text) = item.get("text").and_then(Value::as_str) {
                 entry["text"] = json!(text);
             } else if let Some(blob) = item.get("blob").and_then(Value::as_str) {
-                if let Some(source) = mime.and_then(|mime| image_source(mime, blob)) {
+                if let Some(text) = mime
+                    .filter(|m| is_textual(m))
+                    .and_then(|_| decode_text(blob))
+                {
+                    entry["text"] = json!(text);
+                } else if let Some(source) = mime.and_then(|mime| image_source(mime, blob)) {
                     images.push(source);
                     entry["image"] = json!("sent to the model as an image");
                 } else {
@@ -1153,70 +1195,15 @@ impl McpManager {
         })
     }
 
-    /// The prompts of every connected server that has prompts, for slash commands.
+    /// The prompts of every connected server that has prompts, for slash commands (servers
+    /// are asked concurrently).
     pub async fn list_prompts(&self) -> Vec<McpPrompt> {
-        let mut out = Vec::new();
-        for slot in &self.inner.slots {
-            let wanted = {
-                let state = lock(&slot.state);
-                state.has_prompts && state.status == ServerStatus::Connected
-            };
-            if !wanted || slot.open_connection().await.is_none() {
-                continue;
-            }
-            let listed = match slot
-                .request("list prompts", |peer| async move {
-                    peer.list_all_prompts().await
-                })
-                .await
-            {
-                Ok(listed) => listed,
-                Err(error) => {
-                    tracing::warn!("listing prompts: {error}");
-                    continue;
-                }
-            };
-            for prompt in listed {
-                let value = serde_json::to_value(&prompt).unwrap_or(Value::Null);
-                let name = value
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let arguments = value
-                    .get("arguments")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|arg| McpPromptArgument {
-                        name: arg
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string(),
-                        description: arg
-                            .get("description")
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                        required: arg
-                            .get("required")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                    })
-                    .collect();
-                out.push(McpPrompt {
-                    server: slot.name().to_string(),
-                    command: tool_name(slot.name(), &name),
-                    name,
-                    description: value
-                        .get("description")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    arguments,
-                });
-            }
-        }
-        out
+        let lists = self.inner.slots.iter().map(prompts_of);
+        futures::future::join_all(lists)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Expands a prompt. Positional values fill the declared arguments in order; a required
@@ -1239,7 +1226,7 @@ impl McpManager {
             params = params.with_arguments(arguments);
         }
         let result = slot
-            .request("get a prompt", |peer| async move {
+            .request("get a prompt", Limit::Work, |peer| async move {
                 peer.get_prompt(params).await
             })
             .await?;
@@ -1290,15 +1277,120 @@ impl McpManager {
     }
 }
 
+/// One server's prompts (none when it is not connected or has no prompts).
+async fn prompts_of(slot: &Arc<Slot>) -> Vec<McpPrompt> {
+    let mut out = Vec::new();
+    let wanted = {
+        let state = lock(&slot.state);
+        state.has_prompts && state.status == ServerStatus::Connected
+    };
+    if !wanted || slot.open_connection().await.is_none() {
+        return out;
+    }
+    let listed = match slot
+        .request("list prompts", Limit::Listing, |peer| async move {
+            peer.list_all_prompts().await
+        })
+        .await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            tracing::warn!("listing prompts: {error}");
+            return out;
+        }
+    };
+    for prompt in listed {
+        let value = serde_json::to_value(&prompt).unwrap_or(Value::Null);
+        let name = value
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let arguments = value
+            .get("arguments")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|arg| McpPromptArgument {
+                name: arg
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                description: arg
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                required: arg
+                    .get("required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            })
+            .collect();
+        out.push(McpPrompt {
+            server: slot.name().to_string(),
+            command: tool_name(slot.name(), &name),
+            name,
+            description: value
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            arguments,
+        });
+    }
+    out
+}
+
+/// How long a stdio server gets to exit after its stdin closes before it is sent SIGTERM.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
 /// Closes a connection if nobody else holds it (an in-flight call keeps it alive until done;
-/// dropping the last handle closes it then).
+/// dropping the last handle closes it then). As the spec asks for stdio servers: close stdin,
+/// wait briefly, then SIGTERM (rmcp itself would wait 3 s first, and kills what is left when
+/// the transport is dropped).
 async fn close(conn: Arc<Connection>) {
     if let Ok(mut conn) = Arc::try_unwrap(conn) {
-        let _ = conn
-            .service
-            .close_with_timeout(Duration::from_secs(2))
-            .await;
+        let pid = conn.pid;
+        // Not rmcp's close_with_timeout, which logs a warning for every slow server.
+        let closed = tokio::time::timeout(EXIT_GRACE, conn.service.close()).await;
+        if closed.is_err()
+            && let Some(pid) = pid
+        {
+            terminate(pid);
+        }
     }
+}
+
+#[cfg(unix)]
+fn terminate(pid: u32) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(_pid: u32) {}
+
+/// Media types whose bytes are text the model can read directly.
+fn is_textual(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || mime.ends_with("+json")
+        || mime.ends_with("+xml")
+        || matches!(
+            mime,
+            "application/json" | "application/xml" | "application/yaml"
+        )
+}
+
+/// A base64 blob as UTF-8 text, if it is that.
+fn decode_text(blob: &str) -> Option<String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(blob.trim())
+        .ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 fn bind_arguments(

@@ -450,6 +450,8 @@ pub struct McpSources {
     pub flag_configs: Vec<String>,
     /// `--strict-mcp-config`: only the `--mcp-config` servers.
     pub strict: bool,
+    /// Servers of `.mcp.json` the user refused (settings' `disabledMcpjsonServers`): skipped.
+    pub disabled_project_servers: Vec<String>,
     /// Where relative `--mcp-config` paths start.
     pub cwd: PathBuf,
 }
@@ -472,6 +474,9 @@ pub fn load_servers(sources: &McpSources) -> Result<Vec<ServerConfig>, ConfigErr
                     let origin = path.display().to_string();
                     let document = parse_document(&text, &origin)?;
                     for (name, value) in servers_of(&document, &origin)? {
+                        if sources.disabled_project_servers.contains(&name) {
+                            continue;
+                        }
                         let config =
                             ServerConfig::new(&name, ConfigScope::Project, &origin, &value);
                         servers.insert(name, config);
@@ -836,6 +841,7 @@ mod tests {
             ]),
             flag_configs: vec![],
             strict: false,
+            disabled_project_servers: vec![],
             cwd: dir.path().to_path_buf(),
         };
         let names = |servers: &[ServerConfig]| {
@@ -849,6 +855,13 @@ mod tests {
             names(&servers),
             ["mine:user", "proj:project", "shared:project"]
         );
+        // A refused project server is skipped; a user server of that name shows through.
+        sources.disabled_project_servers = vec!["shared".into()];
+        assert_eq!(
+            names(&load_servers(&sources).unwrap()),
+            ["mine:user", "proj:project", "shared:user"]
+        );
+        sources.disabled_project_servers.clear();
         sources.flag_configs = vec![
             "extra.json".into(),
             r#"{"mcpServers": {"inline": {"command": "i"}}}"#.into(),

@@ -30,6 +30,11 @@ impl AbortOnDrop {
     pub(crate) fn new(handle: tokio::task::JoinHandle<()>) -> Self {
         Self(handle)
     }
+
+    /// Waits up to `limit` for the task to end by itself.
+    pub(crate) async fn finish_within(&mut self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, &mut self.0).await;
+    }
 }
 
 impl Drop for AbortOnDrop {

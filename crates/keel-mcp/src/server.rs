@@ -106,10 +106,11 @@ impl KeelServer {
                 "content": [{
                     "type": "text",
                     "text": format!(
-                        "keel's permission rules refused this call to {name}: {reason}. To allow \
-                         it, add an allow rule (e.g. \"{name}\") to permissions.allow in \
-                         .keel/settings.json, or start `keel mcp serve` with a permission mode \
-                         that allows it."
+                        "keel's permission rules refused this call to {name}: {}. `keel mcp \
+                         serve` applies the permission rules of the directory it runs in: \
+                         change them in .keel/settings.json, or start it with \
+                         --allowedTools or --permission-mode",
+                        reason.trim_end_matches('.')
                     ),
                 }],
                 "isError": true,

@@ -61,6 +61,7 @@ fn context(
         settings_servers,
         mcp_config,
         strict_mcp_config: strict,
+        disabled_project_servers: Vec::new(),
         registry: ToolRegistry::builtin(),
         gate: Arc::new(|_: &str, _: &Value| Ok(())),
         spill_dir: env.project.join(".spill"),

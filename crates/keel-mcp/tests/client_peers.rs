@@ -133,6 +133,20 @@ async fn exercise_everything(manager: &McpManager, dir: &std::path::Path) {
         contents["contents"][0]["text"].as_str().unwrap().len() > 100,
         "{contents}"
     );
+    // A blob of a textual type is decoded for the model.
+    let blob = registry
+        .call(
+            "ReadMcpResourceTool",
+            json!({"server": "everything", "uri": "demo://resource/dynamic/blob/7"}),
+            &ctx,
+        )
+        .await;
+    assert!(!blob.is_error, "{}", blob.content);
+    assert!(
+        blob.content.contains("Resource 7: This is a base64 blob"),
+        "{}",
+        blob.content
+    );
     let bad = registry
         .call(
             "ReadMcpResourceTool",
@@ -189,6 +203,18 @@ async fn exercise_everything(manager: &McpManager, dir: &std::path::Path) {
     assert!(
         error.to_string().contains("needs the argument `city`"),
         "{error}"
+    );
+
+    // keel declares roots and answers `roots/list` with the project directory.
+    let roots = find(manager, "mcp__everything__get-roots-list")
+        .call(json!({}), &ctx)
+        .await
+        .unwrap();
+    let root_uri = format!("file://{}", dir.display());
+    assert!(
+        roots.content.contains(&root_uri),
+        "{root_uri} not in {}",
+        roots.content
     );
 
     // The server's instructions are there for the system prompt.
@@ -304,6 +330,60 @@ async fn mcp_server_time_from_pypi() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_filesystem_gets_the_project_as_its_root_and_its_missing_lists_are_tolerated() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(project.join("in-project.txt"), "project data").unwrap();
+    // Configured with another folder: a server that asks for roots replaces its folders with
+    // keel's answer, the project directory.
+    let manager = McpManager::start(
+        vec![server(
+            "fs",
+            json!({"command": node(), "args": [filesystem_js(), elsewhere]}),
+        )],
+        options(&project),
+    )
+    .await;
+    assert_eq!(manager.statuses()[0].1, ServerStatus::Connected);
+    let ctx = tool_ctx(&project);
+    let read = find(&manager, "mcp__fs__read_text_file");
+    let path = project.join("in-project.txt");
+    // The server applies the roots answer asynchronously after initialization.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let output = loop {
+        match read.call(json!({"path": path}), &ctx).await {
+            Ok(output) => break output,
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "the project never became the server's root: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(output.content, "project data");
+    // ...and its configured folder is no longer allowed.
+    let outside = read
+        .call(json!({"path": elsewhere.join("x.txt")}), &ctx)
+        .await
+        .unwrap_err();
+    assert!(outside.to_string().contains("denied"), "{outside}");
+    // No resources or prompts: "method not found" is tolerated, not an error.
+    assert_eq!(manager.list_resources(Some("fs")).await.unwrap(), []);
+    assert!(manager.list_prompts().await.is_empty());
+    assert!(
+        manager
+            .tools()
+            .iter()
+            .all(|t| t.name() != "ListMcpResourcesTool"),
+        "no server has resources, so the resource tools are not offered"
+    );
+    manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_gives_a_clean_error_and_restarts_on_next_use() {
     let dir = tempfile::tempdir().unwrap();
     let manager = McpManager::start(
@@ -364,6 +444,52 @@ async fn a_killed_server_gives_a_clean_error_and_restarts_on_next_use() {
     );
     assert_eq!(manager.statuses()[0].1, ServerStatus::Connected);
     assert_ne!(manager.pid("everything"), Some(pid), "a new process runs");
+    manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_calls_time_out_and_interrupted_calls_stop_without_breaking_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = options(dir.path());
+    options.tool_timeout = Duration::from_secs(1);
+    let manager = McpManager::start(vec![server("everything", everything_stdio())], options).await;
+    let slow = find(&manager, "mcp__everything__trigger-long-running-operation");
+    let started = Instant::now();
+    let error = slow
+        .call(json!({"duration": 5, "steps": 5}), &tool_ctx(dir.path()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("did not answer within 1 s"), "{error}");
+    assert!(error.contains("MCP_TOOL_TIMEOUT"), "{error}");
+
+    let ctx = tool_ctx(dir.path());
+    let cancel = ctx.cancel.clone();
+    let interrupt = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cancel.cancel();
+    };
+    let (result, ()) = tokio::join!(
+        slow.call(json!({"duration": 5, "steps": 5}), &ctx),
+        interrupt
+    );
+    assert!(
+        matches!(result, Err(ToolError::Interrupted { .. })),
+        "{result:?}"
+    );
+
+    // The server is still there for the next call.
+    let echo = find(&manager, "mcp__everything__echo")
+        .call(json!({"message": "still here"}), &tool_ctx(dir.path()))
+        .await
+        .unwrap();
+    assert_eq!(echo.content, "Echo: still here");
+    assert_eq!(manager.statuses()[0].1, ServerStatus::Connected);
     manager.shutdown().await;
 }
 

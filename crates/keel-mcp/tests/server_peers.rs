@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 fn gate() -> PermissionGate {
     Arc::new(|tool: &str, _input: &Value| {
         if tool == "Bash" {
-            Err("Bash is denied by the rule `Bash` in permissions.deny".to_string())
+            Err("Bash is denied by the rule `Bash` in permissions.deny.".to_string())
         } else {
             Ok(())
         }
@@ -63,7 +63,11 @@ fn check_report(report: &Path, protocol: &str) {
     let bash = report["bash"]["text"].as_str().unwrap();
     assert!(bash.contains("keel's permission rules refused"), "{bash}");
     assert!(bash.contains("Bash is denied by the rule"), "{bash}");
-    assert!(bash.contains("To allow it"), "{bash}");
+    assert!(
+        bash.contains("change them in .keel/settings.json"),
+        "{bash}"
+    );
+    assert!(!bash.contains(".."), "{bash}");
     assert_eq!(report["missing"]["is_error"], true, "{report}");
 }
 

