@@ -139,6 +139,14 @@ pub struct Args {
     /// With --continue or --resume: start a new session that begins with the old one's history.
     #[arg(long = "fork-session")]
     pub fork_session: bool,
+
+    /// MCP servers to use: a `.mcp.json`-style file, or the JSON itself (repeatable).
+    #[arg(long = "mcp-config", value_name = "FILE_OR_JSON", global = true)]
+    pub mcp_config: Vec<String>,
+
+    /// Use only the servers given with --mcp-config.
+    #[arg(long = "strict-mcp-config", global = true)]
+    pub strict_mcp_config: bool,
 }
 
 /// Commands besides running the agent.
@@ -152,6 +160,8 @@ pub enum Command {
     Sessions(crate::commands::sessions::SessionsArgs),
     /// Show what the model would receive (`keel prompt show`).
     Prompt(crate::commands::prompt::PromptArgs),
+    /// Manage MCP servers, or offer keel's tools over MCP (`keel mcp serve`).
+    Mcp(crate::commands::mcp::McpArgs),
     /// List the configured hooks (`keel hooks list`).
     Hooks(crate::commands::hooks::HooksArgs),
     /// What the OS sandbox for shell commands can do here (`keel sandbox status`).

@@ -54,6 +54,7 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Permissions(command)) => commands::permissions::run(command, &args, &ws),
         Some(Command::Sessions(command)) => commands::sessions::run(command, &ws),
         Some(Command::Prompt(command)) => commands::prompt::run(command, &args, &ws),
+        Some(Command::Mcp(command)) => commands::mcp::run(command, &args, &ws),
         Some(Command::Hooks(command)) => commands::hooks::run(command, &ws),
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
         None if args.print => print::run(&args, &ws),

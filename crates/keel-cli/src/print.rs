@@ -34,6 +34,7 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
             api_key_source: prepared.api_key_source,
             max_output_tokens: prepared.max_output_tokens,
             context_window: prepared.context_window,
+            mcp_servers: prepared.mcp_servers,
         };
         print_mode(prepared.session, prompt, args.output_format, info).await
     })?;

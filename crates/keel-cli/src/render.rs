@@ -23,6 +23,8 @@ pub struct RunInfo {
     pub max_output_tokens: u32,
     /// The model's context window, for `modelUsage`.
     pub context_window: u64,
+    /// MCP servers and their statuses, for the `init` line.
+    pub mcp_servers: Vec<(String, String)>,
 }
 
 /// Writes events in one output format and remembers what the final result needs.
@@ -64,7 +66,7 @@ impl<W: Write> Renderer<W> {
                         "cwd": cwd,
                         "session_id": session_id,
                         "tools": tools,
-                        "mcp_servers": [],
+                        "mcp_servers": self.info.mcp_servers.iter().map(|(name, status)| json!({"name": name, "status": status})).collect::<Vec<_>>(),
                         "model": model,
                         "permissionMode": permission_mode,
                         "slash_commands": [],
@@ -306,6 +308,7 @@ mod tests {
             api_key_source: "ANTHROPIC_API_KEY".into(),
             max_output_tokens: 64000,
             context_window: 200_000,
+            mcp_servers: vec![],
         }
     }
 

@@ -295,6 +295,28 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// The MCP servers configured for this directory: settings, `.mcp.json` and `--mcp-config`.
+    pub fn mcp_servers(&self, args: &Args) -> Result<Vec<keel_mcp::ServerConfig>> {
+        Ok(keel_mcp::load_servers(&keel_mcp::McpSources {
+            project_root: Some(self.settings.project_root.clone()),
+            settings_servers: self.settings.effective.mcp_servers.clone(),
+            flag_configs: args.mcp_config.clone(),
+            strict: args.strict_mcp_config,
+            disabled_project_servers: self.settings.effective.disabled_mcpjson_servers.clone(),
+            cwd: self.cwd.clone(),
+        })?)
+    }
+
+    /// How MCP servers are started: the settings' `env` visible to `${VAR}` expansion.
+    pub fn mcp_options(&self) -> keel_mcp::ManagerOptions {
+        let mut options = keel_mcp::ManagerOptions::new(self.settings.project_root.clone());
+        let env = self.env.clone();
+        options.env = Arc::new(move |name| env.get(name).cloned());
+        options
+    }
+}
+
 /// The thinking budget `--thinking` without a number (and `alwaysThinkingEnabled`) asks for.
 const DEFAULT_THINKING_BUDGET: u32 = 10_000;
 
@@ -310,6 +332,8 @@ pub struct Prepared {
     pub max_output_tokens: u32,
     /// The model's context window.
     pub context_window: u64,
+    /// The MCP servers and their statuses.
+    pub mcp_servers: Vec<(String, String)>,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
@@ -318,7 +342,23 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     let policy = ws.policy(args)?;
     let options = ws.provider_options(args)?;
     let lookup = |name: &str| ws.var(name);
-    let selected: Selected = keel_model::select(&options, &lookup).await?;
+    // MCP servers start while the provider is chosen: neither waits for the other.
+    let servers = ws.mcp_servers(args)?;
+    let (selected, mcp) = tokio::join!(keel_model::select(&options, &lookup), async {
+        if servers.is_empty() {
+            None
+        } else {
+            Some(keel_mcp::McpManager::start(servers, ws.mcp_options()).await)
+        }
+    });
+    let selected: Selected = selected?;
+    if let Some(manager) = &mcp {
+        for (name, status) in manager.statuses() {
+            if let keel_mcp::ServerStatus::Failed(reason) = status {
+                eprintln!("keel: warning: MCP server {name} is not available: {reason}");
+            }
+        }
+    }
     let client: Arc<dyn ModelClient> = match &args.record {
         Some(path) => Arc::new(
             RecordingClient::create(&ws.cwd.join(path), selected.client.clone())
@@ -331,7 +371,11 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     for warning in &memory_warnings {
         eprintln!("keel: warning: {warning}");
     }
-    let mut config = SessionConfig::new(selected.model.clone(), prompt.blocks());
+    let mut system = prompt.blocks();
+    if let Some(section) = mcp.as_ref().and_then(mcp_instructions) {
+        system.push(section);
+    }
+    let mut config = SessionConfig::new(selected.model.clone(), system);
     config.max_tokens = selected.max_output_tokens;
     config.max_turns = args.max_turns;
     config.retry = selected.retry;
@@ -399,14 +443,33 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         history,
         transcript: Some(transcript),
         hooks,
+        mcp,
     });
+    let mcp_servers = session.mcp_statuses();
     Ok(Prepared {
         session,
         model: selected.model,
         api_key_source: selected.api_key_source,
         max_output_tokens,
         context_window,
+        mcp_servers,
     })
+}
+
+/// The servers' own instructions (from `initialize`), as one system prompt section.
+fn mcp_instructions(manager: &keel_mcp::McpManager) -> Option<String> {
+    let instructions = manager.instructions();
+    if instructions.is_empty() {
+        return None;
+    }
+    let mut text = String::from(
+        "# MCP server instructions\nThe connected MCP servers describe how to use their tools \
+         (named mcp__<server>__<tool>):",
+    );
+    for (server, body) in instructions {
+        text.push_str(&format!("\n\n## {server}\n{}", body.trim()));
+    }
+    Some(text)
 }
 
 /// Opens the session's transcript: a new one, or the one `--continue`/`--resume` names (with

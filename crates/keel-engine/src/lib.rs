@@ -100,6 +100,8 @@ pub struct SessionSetup {
     pub transcript: Option<TranscriptWriter>,
     /// The user's hooks, if any are configured.
     pub hooks: Option<HookSetup>,
+    /// The MCP servers whose tools the model may use, if any are configured.
+    pub mcp: Option<keel_mcp::McpManager>,
 }
 
 /// One agent conversation: its history, tools, model and permissions.
@@ -115,6 +117,7 @@ pub struct Session {
     hooks: Option<hooks::Hooks>,
     /// Context hooks added (SessionStart), given to the model with the next prompt.
     pending_context: Vec<String>,
+    mcp: Option<keel_mcp::McpManager>,
 }
 
 /// State the op loop changes while a run is going on.
@@ -150,7 +153,7 @@ impl Session {
             // Registering cannot fail: the name is free (checked above) and the schema is fixed.
             let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
         }
-        Self {
+        let mut session = Self {
             id: setup.id,
             config: setup.config,
             client: setup.client,
@@ -161,6 +164,33 @@ impl Session {
             transcript: setup.transcript,
             hooks: setup.hooks.map(hooks::Hooks::new),
             pending_context: Vec::new(),
+            mcp: setup.mcp,
+        };
+        session.refresh_mcp_tools();
+        session
+    }
+
+    /// Puts the MCP servers' current tools into the registry. Servers change their tool lists
+    /// at any time (`list_changed`), so this runs before every model request.
+    fn refresh_mcp_tools(&mut self) {
+        let Some(manager) = &self.mcp else {
+            return;
+        };
+        let current = manager.tools();
+        let wanted: std::collections::HashSet<String> =
+            current.iter().map(|t| t.name().to_string()).collect();
+        self.tools
+            .retain(|name| !is_mcp_tool(name) || wanted.contains(name));
+        for tool in current {
+            if self.tools.get(tool.name()).is_some()
+                || self.shared.permissions.is_hidden(tool.name())
+            {
+                continue;
+            }
+            let name = tool.name().to_string();
+            if let Err(error) = self.tools.register(tool) {
+                tracing::warn!(%name, %error, "skipping an MCP tool whose schema keel cannot use");
+            }
         }
     }
 
@@ -172,6 +202,19 @@ impl Session {
     /// The conversation so far, as it would be sent to the model.
     pub fn messages(&self) -> &[Message] {
         &self.messages
+    }
+
+    /// Statuses of the session's MCP servers, for frontends (`mcp_servers` in stream-json).
+    pub fn mcp_statuses(&self) -> Vec<(String, String)> {
+        self.mcp
+            .as_ref()
+            .map(|m| {
+                m.statuses()
+                    .into_iter()
+                    .map(|(name, status)| (name, status.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Names of the tools offered to the model.
@@ -273,6 +316,9 @@ impl Session {
             &end,
         )
         .await;
+        if let Some(manager) = &self.mcp {
+            manager.shutdown().await;
+        }
         emitter.close();
     }
 
@@ -367,6 +413,7 @@ impl Session {
                 return Outcome::Interrupted;
             }
             tally.turns += 1;
+            self.refresh_mcp_tools();
             emitter.emit(Event::TurnStarted { turn: tally.turns });
 
             let api_started = Instant::now();
@@ -559,4 +606,9 @@ pub(crate) fn truncate_chars(text: &str, max: usize) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_string(),
     }
+}
+
+/// Whether a tool comes from an MCP server (Claude Code's `mcp__<server>__<tool>` names).
+pub(crate) fn is_mcp_tool(name: &str) -> bool {
+    name.starts_with("mcp__")
 }

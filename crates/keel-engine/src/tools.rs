@@ -246,7 +246,10 @@ impl Session {
                 _ => {}
             }
         }
-        let read_only = self.tools.is_read_only(&call.name).unwrap_or(false);
+        // An MCP server's read-only hint is the untrusted server's claim: it lets calls run
+        // together, but not without the user's permission.
+        let read_only =
+            self.tools.is_read_only(&call.name).unwrap_or(false) && !crate::is_mcp_tool(&call.name);
         let permissions = &self.shared.permissions;
         let verdict = permissions.decide(&call.name, &input, &ctx.current_dir(), read_only);
         // A hook's allow skips the question but not a deny rule; a hook's ask always asks.

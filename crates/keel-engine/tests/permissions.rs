@@ -59,6 +59,7 @@ impl Driver {
             history: vec![],
             transcript: None,
             hooks: None,
+            mcp: None,
         });
         let (ops, ops_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();

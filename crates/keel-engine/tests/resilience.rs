@@ -43,6 +43,7 @@ async fn run(
         history: vec![],
         transcript,
         hooks: None,
+        mcp: None,
     });
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();

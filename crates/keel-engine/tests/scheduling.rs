@@ -92,6 +92,7 @@ async fn run_session_with(
         history: vec![],
         transcript: None,
         hooks: None,
+        mcp: None,
     });
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 mod anthropic;
 mod openai;
+pub mod peers;
 mod reply;
 mod script;
 mod server;

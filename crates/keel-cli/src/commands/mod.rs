@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod hooks;
+pub mod mcp;
 pub mod permissions;
 pub mod prompt;
 pub mod sandbox;

