@@ -231,9 +231,17 @@ async fn hooks_list_shows_what_is_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_stops_writes_outside_the_project() {
     let h = Harness::new(vec![]).await;
-    // Not under /tmp: the sandbox keeps temp directories writable, and the test's home is one.
-    let outside_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("sandbox-outside-{}", uuid_suffix()));
+    // The sandbox keeps temp directories writable, and the test's home and the checkout may
+    // both be under /tmp; the real user's cache folder is outside everything it allows.
+    let real_home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap();
+    let outside_dir = real_home
+        .join(".cache")
+        .join(format!("keel-sandbox-test-{}", uuid_suffix()));
+    assert!(
+        !outside_dir.starts_with("/tmp") && !outside_dir.starts_with("/var/tmp"),
+        "this test needs a HOME outside the temp directories, got {}",
+        real_home.display()
+    );
     std::fs::create_dir_all(&outside_dir).unwrap();
     let outside = outside_dir.join("outside");
     h.server.push_turn(bash(
