@@ -233,7 +233,9 @@ async fn the_sandbox_stops_writes_outside_the_project() {
     let h = Harness::new(vec![]).await;
     // The sandbox keeps temp directories writable, and the test's home and the checkout may
     // both be under /tmp; the real user's cache folder is outside everything it allows.
-    let real_home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap();
+    let real_home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap();
     let outside_dir = real_home
         .join(".cache")
         .join(format!("keel-sandbox-test-{}", uuid_suffix()));
