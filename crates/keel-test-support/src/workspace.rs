@@ -117,36 +117,6 @@ impl TestWorkspace {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_reads_and_commits() {
-        let ws = TestWorkspace::new();
-        assert!(ws.project.is_absolute() && ws.project.ends_with("project"));
-        assert_eq!(
-            ws.home,
-            std::fs::canonicalize(ws.root.path().join("home")).unwrap()
-        );
-        ws.write("a/b/c.txt", "hello\n");
-        assert_eq!(ws.read("a/b/c.txt"), "hello\n");
-        ws.git_init();
-        let log = ws.git(&["log", "--format=%an %s"]);
-        assert_eq!(log.trim(), "keel test initial");
-        let files = ws.git(&["ls-files"]);
-        assert_eq!(files.trim(), "a/b/c.txt");
-    }
-
-    #[test]
-    fn is_removed_on_drop() {
-        let ws = TestWorkspace::new();
-        let root = ws.root.path().to_path_buf();
-        drop(ws);
-        assert!(!root.exists());
-    }
-}
-
 /// A temporary directory that is **not** under any temp directory (`/tmp`, `/var/tmp`,
 /// `$TMPDIR`): for sandbox tests, which need a place the sandbox does not allow writing to,
 /// while keel's sandbox keeps temp directories writable. Uses Cargo's per-target temp dir when
@@ -181,4 +151,34 @@ pub fn outside_temp_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
         cache
     };
     tempfile::Builder::new().prefix(prefix).tempdir_in(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_reads_and_commits() {
+        let ws = TestWorkspace::new();
+        assert!(ws.project.is_absolute() && ws.project.ends_with("project"));
+        assert_eq!(
+            ws.home,
+            std::fs::canonicalize(ws.root.path().join("home")).unwrap()
+        );
+        ws.write("a/b/c.txt", "hello\n");
+        assert_eq!(ws.read("a/b/c.txt"), "hello\n");
+        ws.git_init();
+        let log = ws.git(&["log", "--format=%an %s"]);
+        assert_eq!(log.trim(), "keel test initial");
+        let files = ws.git(&["ls-files"]);
+        assert_eq!(files.trim(), "a/b/c.txt");
+    }
+
+    #[test]
+    fn is_removed_on_drop() {
+        let ws = TestWorkspace::new();
+        let root = ws.root.path().to_path_buf();
+        drop(ws);
+        assert!(!root.exists());
+    }
 }
