@@ -280,17 +280,7 @@ impl Workspace {
 
     /// Prices: keel's table with the `pricing` setting on top.
     fn pricing(&self) -> Result<Pricing> {
-        let overrides = self.settings.effective.pricing.iter().map(|(model, p)| {
-            (
-                model.clone(),
-                keel_model::PriceOverride {
-                    input: p.input,
-                    output: p.output,
-                    cache_write: p.cache_write,
-                    cache_read: p.cache_read,
-                },
-            )
-        });
+        let overrides = self.settings.effective.pricing.clone().into_iter();
         Pricing::with_overrides(overrides).map_err(|e| anyhow::anyhow!("pricing: {e}"))
     }
 }

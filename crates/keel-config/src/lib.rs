@@ -18,6 +18,4 @@ pub use memory::{
     ImportRef, MAX_CHARS, MAX_IMPORT_DEPTH, Memory, MemoryFile, MemoryLoader, MemoryScope,
     MemoryWarning, WARN_CHARS, find_imports, repo_root,
 };
-pub use settings::{
-    HookCommand, HookMatcher, Permissions, PriceOverride, SandboxSettings, Settings,
-};
+pub use settings::{HookCommand, HookMatcher, Permissions, SandboxSettings, Settings};

@@ -45,7 +45,7 @@ pub struct Settings {
     pub thinking_budget_tokens: Option<u32>,
     /// Price overrides per model name, in US dollars per million tokens.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pricing: BTreeMap<String, PriceOverride>,
+    pub pricing: BTreeMap<String, keel_protocol::PriceOverride>,
     /// The model's context window in tokens, when keel's table does not know it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
@@ -127,22 +127,6 @@ pub struct HookCommand {
     /// Seconds before the hook is killed (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
-}
-
-/// A model's prices, overriding keel's built-in table.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PriceOverride {
-    /// Uncached input, per million tokens.
-    pub input: f64,
-    /// Output, per million tokens.
-    pub output: f64,
-    /// Cache writes, per million tokens (default: the input price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write: Option<f64>,
-    /// Cache reads, per million tokens (default: a tenth of the input price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read: Option<f64>,
 }
 
 /// The `sandbox` object.

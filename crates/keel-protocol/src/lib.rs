@@ -273,6 +273,24 @@ pub struct ToolUse<'a> {
     pub input: &'a Value,
 }
 
+/// A model's prices set by the user (settings `pricing`), in US dollars per million tokens
+/// (JSON: `{"input": 3, "output": 15, "cacheWrite": 3.75, "cacheRead": 0.3}`). Shared by the
+/// settings that read it and the pricing that applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceOverride {
+    /// Uncached input.
+    pub input: f64,
+    /// Output.
+    pub output: f64,
+    /// Input written to the prompt cache; keel-model defaults it to `input * 1.25`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Input read from the prompt cache; keel-model defaults it to `input * 0.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
+}
+
 /// A tool as offered to the model: name, description and JSON Schema of its input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
