@@ -123,8 +123,14 @@ mod tests {
         assert_eq!(default_max_tokens("claude-opus-4-1-20250805"), 32_000);
         assert_eq!(default_max_tokens("claude-opus-4-5"), 64_000);
         assert_eq!(default_max_tokens("claude-haiku-4-5"), 64_000);
-        assert_eq!(resolve_alias("haiku", "claude-sonnet-4-5"), "claude-haiku-4-5");
-        assert_eq!(resolve_alias("inherit", "claude-sonnet-4-5"), "claude-sonnet-4-5");
+        assert_eq!(
+            resolve_alias("haiku", "claude-sonnet-4-5"),
+            "claude-haiku-4-5"
+        );
+        assert_eq!(
+            resolve_alias("inherit", "claude-sonnet-4-5"),
+            "claude-sonnet-4-5"
+        );
         assert_eq!(resolve_alias("opus", "gpt-4.1"), "gpt-4.1");
         assert_eq!(resolve_alias("gpt-5", "claude-sonnet-4-5"), "gpt-5");
         assert_eq!(default_max_tokens("claude-3-5-haiku-latest"), 8_192);
