@@ -433,7 +433,14 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     for warning in &memory_warnings {
         eprintln!("keel: warning: {warning}");
     }
-    let mut system = prompt.blocks();
+    // Skills are only worth listing when the model may load them.
+    let skills_hidden = policy.is_hidden("Skill");
+    let mut system: Vec<String> = prompt
+        .parts()
+        .iter()
+        .filter(|p| !(skills_hidden && p.kind == PartKind::Skills))
+        .map(|p| p.text.clone())
+        .collect();
     if let Some(section) = mcp.as_ref().and_then(mcp_instructions) {
         system.push(section);
     }

@@ -387,7 +387,7 @@ async fn an_agent_call_runs_a_subagent_with_its_own_prompt_and_tools() {
             turn(vec![call(
                 "a1",
                 "Agent",
-                json!({"description": "review lib", "prompt": "Review src/lib.rs", "subagent_type": "reviewer"}),
+                json!({"description": "review lib", "prompt": "Review src/lib.rs", "subagent_type": "reviewer", "model": "haiku"}),
             )]),
         ),
         for_system(
@@ -432,6 +432,9 @@ async fn an_agent_call_runs_a_subagent_with_its_own_prompt_and_tools() {
         "it knows where it runs"
     );
     assert_eq!(tool_names(sub[0]), ["Read", "Grep"]);
+    // The call's model wins over the definition's `inherit`; aliases name Claude models.
+    assert_eq!(sub[0]["model"], "claude-haiku-4-5");
+    assert_eq!(requests[0].body["model"], "claude-sonnet-4-5");
     assert_eq!(first_user_text(sub[0]), "Review src/lib.rs");
     assert_eq!(
         sub[0]["messages"].as_array().unwrap().len(),
@@ -789,5 +792,35 @@ async fn mcp_prompts_run_as_slash_commands() {
     assert_eq!(
         first_user_text(&h.requests()[1].body),
         "What's weather in Paris, Ile de France?"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_and_user_started_skills_send_prompts() {
+    let h = Harness::new(vec![
+        ScriptedTurn::text("wrote it"),
+        ScriptedTurn::text("translated"),
+    ])
+    .await;
+    write(
+        h.project(),
+        ".keel/skills/translate/SKILL.md",
+        "---\ndescription: Translate text\ndisable-model-invocation: true\n---\nTranslate $ARGUMENTS into French.\n",
+    );
+    let out = h.run(&["-p", "/init"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let first = &h.requests()[0].body;
+    assert!(first_user_text(first).contains("create an AGENTS.md file at its root"));
+    // A skill only the user may start is not offered to the model.
+    assert!(!tool_names(first).contains(&"Skill".to_string()));
+    assert!(!system_text(first).contains("translate"));
+    let out = h.run(&["-p", "/translate good morning"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(
+        first_user_text(&h.requests()[1].body),
+        format!(
+            "Base directory for this skill: {}\n\nTranslate good morning into French.",
+            h.path(".keel/skills/translate").display()
+        )
     );
 }

@@ -48,11 +48,15 @@ impl Named for Skill {
 
 impl Skill {
     /// The text the model receives when it loads the skill: its folder (so it can Read the
-    /// skill's other files) and its instructions, with `$ARGUMENTS` filled in.
+    /// skill's other files) and its instructions, with `$ARGUMENTS` filled in. Without
+    /// arguments the body is left as written, so shell examples such as `awk '{print $1}'`
+    /// survive.
     pub fn render(&self, args: Option<&str>) -> String {
         let body = match args {
-            Some(args) => crate::commands::substitute_arguments(&self.body, args),
-            None => self.body.clone(),
+            Some(args) if !args.trim().is_empty() => {
+                crate::commands::substitute_arguments(&self.body, args)
+            }
+            _ => self.body.clone(),
         };
         format!(
             "Base directory for this skill: {}\n\n{}",

@@ -469,10 +469,17 @@ impl Session {
             config.context_window = keel_model::models::context_window(&model);
         }
         config.model = model;
-        config.system = vec![definition.system_prompt.clone()];
-        config
-            .system
-            .extend(self.ext.subagent_context.iter().cloned());
+        // The API refuses empty system blocks; an agent file with no body gets keel's
+        // general instructions.
+        let own = if definition.system_prompt.trim().is_empty() {
+            GENERAL_PURPOSE_PROMPT.to_string()
+        } else {
+            definition.system_prompt.clone()
+        };
+        config.system = std::iter::once(own)
+            .chain(self.ext.subagent_context.iter().cloned())
+            .filter(|block| !block.trim().is_empty())
+            .collect();
         let mut tool_ctx = ctx.clone();
         // Its own shell directory; the files its parent read it may change, but what it reads
         // does not count for the parent.
