@@ -824,3 +824,32 @@ async fn init_and_user_started_skills_send_prompts() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finishing_subagent_runs_subagent_stop_hooks_and_the_main_agent_stop_hooks() {
+    let h = Harness::new(vec![
+        for_system(
+            MAIN,
+            turn(vec![call(
+                "a1",
+                "Agent",
+                json!({"description": "answer", "prompt": "say hi"}),
+            )]),
+        ),
+        for_system("subagent of keel", ScriptedTurn::text("hi")),
+        for_system(MAIN, ScriptedTurn::text("done")),
+    ])
+    .await;
+    let log = h.ws.root.path().join("stops.log");
+    let hook = |event: &str| json!([{"hooks": [{"type": "command", "command": format!("echo {event} >> {}", log.display())}]}]);
+    h.ws.write(
+        ".keel/settings.json",
+        &json!({"hooks": {"Stop": hook("Stop"), "SubagentStop": hook("SubagentStop")}}).to_string(),
+    );
+    let out = h.run(&["-p", "go"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "SubagentStop\nStop\n"
+    );
+}

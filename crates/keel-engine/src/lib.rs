@@ -510,16 +510,21 @@ impl Session {
                 // The model is done; a Stop hook (SubagentStop for a subagent) may send it back
                 // to work.
                 let active = stop_hook_active;
-                let (stop_event, stop_input): (_, fn(&_, bool) -> _) = if self.depth > 0 {
-                    (
-                        HookEvent::SubagentStop,
-                        keel_policy::hooks::HookContext::subagent_stop,
-                    )
+                let subagent = self.depth > 0;
+                let stop_event = if subagent {
+                    HookEvent::SubagentStop
                 } else {
-                    (HookEvent::Stop, keel_policy::hooks::HookContext::stop)
+                    HookEvent::Stop
+                };
+                let stop_input = |c: &keel_policy::hooks::HookContext| {
+                    if subagent {
+                        c.subagent_stop(active)
+                    } else {
+                        c.stop(active)
+                    }
                 };
                 match self
-                    .run_hooks(stop_event, |c| stop_input(c, active), emitter, cancel)
+                    .run_hooks(stop_event, stop_input, emitter, cancel)
                     .await
                 {
                     Some(HookOutcome {

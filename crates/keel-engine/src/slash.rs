@@ -849,7 +849,10 @@ impl Session {
                     .join(", ")
             )
         };
-        format!("Unknown command: /{name}; {hint}. Nothing was sent to the model.")
+        format!(
+            "Unknown command: /{name}; {hint}. Nothing was sent to the model (to send text \
+             that starts with /, begin the prompt with another word)."
+        )
     }
 }
 
