@@ -853,3 +853,88 @@ async fn a_finishing_subagent_runs_subagent_stop_hooks_and_the_main_agent_stop_h
         "SubagentStop\nStop\n"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_compact_summarises_with_the_users_instructions() {
+    const SUMMARY_MARK: &str = "You summarise a coding agent's session";
+    const NOTES_MARK: &str = "You keep the working notes of a coding agent's session";
+    let filler = |tag: &str| -> String {
+        (0..300)
+            .map(|i| format!("{tag} line {i:04} lorem ipsum dolor sit amet\n"))
+            .collect()
+    };
+    // Turns for the agent only go to requests that offer tools, so the background notes and
+    // summary calls (which offer none) get their own.
+    let with_tools = |mut t: ScriptedTurn| {
+        t.when = Some(TurnMatcher {
+            tools_include: Some("Read".into()),
+            ..Default::default()
+        });
+        t
+    };
+    let h = Harness::new(vec![
+        with_tools(turn(vec![call(
+            "r1",
+            "Read",
+            json!({"file_path": "a.txt"}),
+        )])),
+        with_tools(turn(vec![call(
+            "r2",
+            "Read",
+            json!({"file_path": "b.txt"}),
+        )])),
+        with_tools(ScriptedTurn::text("read both")),
+        for_system(NOTES_MARK, ScriptedTurn::text("NOTES")),
+        for_system(NOTES_MARK, ScriptedTurn::text("NOTES")),
+        for_system(
+            SUMMARY_MARK,
+            ScriptedTurn::text("SUMMARY: a.txt and b.txt were read"),
+        ),
+        with_tools(ScriptedTurn::text("carrying on")),
+    ])
+    .await;
+    h.ws.write(".keel/settings.json", r#"{"contextWindow": 20000}"#);
+    h.ws.write("a.txt", &filler("alpha"));
+    h.ws.write("b.txt", &filler("beta"));
+    let out = h.run(&["-p", "read a.txt then b.txt"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let out = h
+        .run(&[
+            "--continue",
+            "-p",
+            "/compact keep the file names",
+            "--output-format",
+            "json",
+        ])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let result = stdout_json(&out);
+    assert_eq!(result["result"], "Conversation compacted.");
+    assert_eq!(result["num_turns"], 0);
+    // The summary call's tokens are part of the command's cost.
+    assert_eq!(result["usage"]["output_tokens"], 20, "{result}");
+    let summaries: Vec<Value> = h
+        .requests()
+        .into_iter()
+        .map(|r| r.body)
+        .filter(|b| b["system"].to_string().contains(SUMMARY_MARK))
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    assert!(summaries[0].to_string().contains("keep the file names"));
+    let out = h.run(&["--continue", "-p", "go on"]).await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "carrying on\n");
+    let last = h
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.body["tools"].is_array())
+        .unwrap()
+        .body
+        .to_string();
+    assert!(
+        last.contains("SUMMARY: a.txt and b.txt were read"),
+        "{last}"
+    );
+    assert!(!last.contains("alpha line 0000"), "the old reads are gone");
+}

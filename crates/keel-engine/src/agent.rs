@@ -486,6 +486,10 @@ impl Session {
         tool_ctx.cwd = Arc::new(Mutex::new(ctx.current_dir()));
         let read = lock(&ctx.read_files).clone();
         tool_ctx.read_files = Arc::new(Mutex::new(read));
+        // Its own context management: a long task compacts its own conversation (with a
+        // summary; session notes and nested memory files are the main agent's).
+        let context =
+            crate::compact::Context::new(config.context_window, crate::ContextSetup::default());
         Session {
             id: self.id.clone(),
             config,
@@ -509,6 +513,7 @@ impl Session {
             }),
             child_usage: Mutex::new(Vec::new()),
             totals: CostTotals::default(),
+            context,
         }
     }
 

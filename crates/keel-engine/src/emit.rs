@@ -16,8 +16,8 @@ pub(crate) struct Emitter {
     transcript: Mutex<Option<TranscriptWriter>>,
     /// Set once the transcript failed, so the user is told once, not at every event.
     transcript_failed: Mutex<bool>,
-    /// The latest plan sent, for `/todos`.
-    plan: Mutex<Option<Vec<PlanItem>>>,
+    /// The latest plan reported, kept for compaction (which must carry it over).
+    plan: Mutex<Vec<PlanItem>>,
 }
 
 impl Emitter {
@@ -26,14 +26,19 @@ impl Emitter {
             events,
             transcript: Mutex::new(transcript),
             transcript_failed: Mutex::new(false),
-            plan: Mutex::new(None),
+            plan: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The latest plan reported in this session.
+    pub(crate) fn plan(&self) -> Vec<PlanItem> {
+        lock(&self.plan).clone()
     }
 
     /// Records `event` (if it belongs in the transcript) and sends it to the frontend.
     pub(crate) fn emit(&self, event: Event) {
         if let Event::PlanUpdated { items } = &event {
-            *lock(&self.plan) = Some(items.clone());
+            lock(&self.plan).clone_from(items);
         }
         let failure = {
             let mut guard = lock(&self.transcript);
@@ -57,11 +62,6 @@ impl Emitter {
             }
         }
         let _ = self.events.send(event);
-    }
-
-    /// The latest plan this emitter sent, if it sent one.
-    pub(crate) fn plan(&self) -> Option<Vec<PlanItem>> {
-        lock(&self.plan).clone()
     }
 
     /// Writes everything queued to disk and closes the transcript.

@@ -309,56 +309,67 @@ impl Session {
                 self.pending_context.extend(attached);
                 self.run(text, emitter, cancel).await;
             }
-            Some(invocation) => match self.command(&invocation, emitter, &cancel).await {
-                Handled::Prompt(prompt) => self.run(prompt, emitter, cancel).await,
-                Handled::Output(output) => {
-                    emitter.emit(Event::CommandOutput {
-                        command: format!("/{}", invocation.name),
-                        text: output.clone(),
-                    });
-                    self.finish_local(Outcome::Success, output, Vec::new(), started, emitter);
+            Some(invocation) => {
+                let mut tally = RunTally::default();
+                match self
+                    .command(&invocation, emitter, &cancel, &mut tally)
+                    .await
+                {
+                    Handled::Prompt(prompt) => self.run(prompt, emitter, cancel).await,
+                    Handled::Output(output) => {
+                        emitter.emit(Event::CommandOutput {
+                            command: format!("/{}", invocation.name),
+                            text: output.clone(),
+                        });
+                        tally.last_text = output;
+                        self.finish_local(Outcome::Success, tally, started, emitter);
+                    }
+                    Handled::Failed(message, denials) => {
+                        tally.denials.extend(denials);
+                        self.finish_local(Outcome::Error { message }, tally, started, emitter);
+                    }
                 }
-                Handled::Failed(message, denials) => self.finish_local(
-                    Outcome::Error { message },
-                    String::new(),
-                    denials,
-                    started,
-                    emitter,
-                ),
-            },
+            }
         }
         skill::end_run(&self.shared);
     }
 
-    /// Ends a run that sent nothing to the model.
+    /// Ends a run that sent the model no prompt (a compaction's summary call may have used
+    /// tokens, which `tally` holds).
     fn finish_local(
         &mut self,
         outcome: Outcome,
-        result: String,
-        permission_denials: Vec<PermissionDenial>,
+        tally: RunTally,
         started: Instant,
         emitter: &Emitter,
     ) {
+        let result = if outcome == Outcome::Success {
+            tally.last_text
+        } else {
+            String::new()
+        };
         let finished = Event::RunFinished {
             outcome,
             result,
             num_turns: 0,
-            usage: Usage::default(),
-            total_cost_usd: 0.0,
+            usage: tally.usage,
+            total_cost_usd: tally.cost_usd,
             duration_ms: millis(started.elapsed()),
-            duration_api_ms: 0,
-            permission_denials,
-            model_usage: Vec::new(),
+            duration_api_ms: millis(tally.api_time),
+            permission_denials: tally.denials,
+            model_usage: tally.per_model,
         };
         self.totals.add_run(&finished);
         emitter.emit(finished);
     }
 
+    /// Handles a command; model calls it makes itself (a compaction summary) count in `tally`.
     async fn command(
         &mut self,
         invocation: &Invocation,
         emitter: &Emitter,
         cancel: &CancellationToken,
+        tally: &mut RunTally,
     ) -> Handled {
         let args = invocation.args.as_str();
         match invocation.name.as_str() {
@@ -370,14 +381,19 @@ impl Session {
                         .to_string(),
                 )
             }
-            // TODO(lead): call the session's compaction here once it exists
-            // (`Session::compact(trigger, instructions)`).
-            "compact" => Handled::Failed(
-                "/compact: compaction is not available in this build yet; start a fresh \
-                 conversation with /clear instead"
-                    .to_string(),
-                Vec::new(),
-            ),
+            "compact" => {
+                let instructions = (!args.is_empty()).then_some(args);
+                match self
+                    .compact("manual", instructions, emitter, cancel, Some(tally))
+                    .await
+                {
+                    Ok(()) => Handled::Output("Conversation compacted.".to_string()),
+                    Err(problem) => Handled::Failed(
+                        format!("/compact: could not compact the conversation: {problem}"),
+                        Vec::new(),
+                    ),
+                }
+            }
             "cost" => Handled::Output(self.totals.render()),
             "model" => Handled::Output(self.switch_model(args, emitter)),
             "status" => Handled::Output(self.status()),
@@ -398,9 +414,14 @@ impl Session {
             )),
             "mcp" => Handled::Output(self.mcp_report()),
             "hooks" => Handled::Output(self.hooks_report()),
-            "todos" => Handled::Output(todos_report(
-                &emitter.plan().unwrap_or_else(|| self.ext.plan.clone()),
-            )),
+            "todos" => {
+                let plan = emitter.plan();
+                Handled::Output(todos_report(if plan.is_empty() {
+                    &self.ext.plan
+                } else {
+                    &plan
+                }))
+            }
             "resume" => Handled::Output(
                 "A session is resumed when keel starts: keel --resume <session id> (or keel \
                  --continue for the latest one here); keel sessions lists them."

@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_engine::{Approver, Extensions, Session, SessionConfig, SessionSetup, allow_once};
+use keel_engine::{
+    Approver, ContextSetup, Extensions, Session, SessionConfig, SessionSetup, allow_once,
+};
 use keel_model::{AnthropicAuth, AnthropicClient, AnthropicConfig};
 use keel_policy::{PermissionMode, Policy};
 use keel_protocol::{Event, Op, Outcome, SessionId};
@@ -66,6 +68,7 @@ impl Driver {
             transcript: None,
             hooks: None,
             mcp: None,
+            context: ContextSetup::default(),
         })
         .with_extensions(Extensions::default());
         let (ops, ops_rx) = mpsc::unbounded_channel();
