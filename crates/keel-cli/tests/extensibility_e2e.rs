@@ -319,6 +319,47 @@ async fn local_commands_answer_without_a_model_request() {
     assert!(content.contains("reviewer (project, "), "{content}");
     assert_eq!(lines.last().unwrap()["type"], "result");
 
+    h.ws.write("AGENTS.md", "Run make check.\n");
+    let report = |args: &'static [&'static str]| {
+        let h = &h;
+        async move {
+            let out = h.run(args).await;
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let memory = report(&["-p", "/memory"]).await;
+    assert!(
+        memory.contains(&format!("{} (project)", h.path("AGENTS.md").display())),
+        "{memory}"
+    );
+    let permissions = report(&["-p", "/permissions", "--allowedTools", "Bash(make:*)"]).await;
+    assert!(
+        permissions.contains("allow:\n  Bash(make:*)  (--allowedTools)"),
+        "{permissions}"
+    );
+    assert!(
+        report(&["-p", "/mcp"])
+            .await
+            .starts_with("No MCP servers are configured")
+    );
+    assert!(report(&["-p", "/todos"]).await.starts_with("No tasks yet"));
+    assert!(
+        report(&["-p", "/hooks"])
+            .await
+            .starts_with("No hooks are configured")
+    );
+    assert!(
+        report(&["-p", "/resume"])
+            .await
+            .contains("keel --resume <session id>")
+    );
+    assert!(
+        report(&["-p", "/model"])
+            .await
+            .starts_with("Model: claude-sonnet-4-5.")
+    );
+
     let out = h.run(&["-p", "/revew src/lib.rs"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
