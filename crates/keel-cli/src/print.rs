@@ -35,6 +35,9 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
             max_output_tokens: prepared.max_output_tokens,
             context_window: prepared.context_window,
             mcp_servers: prepared.mcp_servers,
+            slash_commands: prepared.slash_commands,
+            agents: prepared.agents,
+            skills: prepared.skills,
         };
         print_mode(prepared.session, prompt, args.output_format, info).await
     })?;

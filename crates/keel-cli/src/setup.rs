@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, SourceSet};
-use keel_context::{Environment, GitStatus, PromptInputs, PromptOptions, SystemPrompt};
+use keel_context::{Environment, GitStatus, PartKind, PromptInputs, PromptOptions, SystemPrompt};
 use keel_engine::{Approver, ContextSetup, HookSetup, Session, SessionConfig, SessionSetup};
 use keel_model::{ModelClient, Pricing, ProviderKind, ProviderOptions, RecordingClient, Selected};
 use keel_policy::hooks::HookSet;
@@ -37,6 +37,19 @@ pub struct Workspace {
     pub sources: SourceSet,
     /// `git status`, started at load so it overlaps with the rest of start-up.
     git: Mutex<Option<GitStatus>>,
+    /// Skills, custom commands and agent definitions, read on first use.
+    definitions: std::sync::OnceLock<Definitions>,
+}
+
+/// What the user defined in Markdown files: skills, custom slash commands, agents.
+#[derive(Debug, Clone, Default)]
+pub struct Definitions {
+    /// Skills (`.keel/skills/<name>/SKILL.md`, `.claude/skills/…`, user level too).
+    pub skills: Vec<keel_config::Skill>,
+    /// Custom slash commands (`.keel/commands/`, `.claude/commands/`).
+    pub commands: Vec<keel_config::CustomCommand>,
+    /// Agent definitions (`.keel/agents/`, `.claude/agents/`).
+    pub agents: Vec<keel_config::AgentDefinition>,
 }
 
 /// How long start-up waits for `git status` before leaving it out of the prompt: a huge
@@ -74,6 +87,35 @@ impl Workspace {
             env,
             sources,
             git: Mutex::new(Some(git)),
+            definitions: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Skills, custom commands and agent definitions for this directory, read once; files
+    /// that cannot be used are warnings on stderr naming file and line.
+    pub fn definitions(&self) -> &Definitions {
+        self.definitions.get_or_init(|| {
+            let sources = keel_config::DefinitionSources {
+                home: self.home.clone(),
+                project_root: self.settings.project_root.clone(),
+                sources: self.sources,
+            };
+            let skills = keel_config::load_skills(&sources);
+            let commands = keel_config::load_commands(&sources);
+            let agents = keel_config::load_agents(&sources);
+            for warning in skills
+                .warnings
+                .iter()
+                .chain(&commands.warnings)
+                .chain(&agents.warnings)
+            {
+                eprintln!("keel: warning: {warning}");
+            }
+            Definitions {
+                skills: skills.items,
+                commands: commands.items,
+                agents: agents.items,
+            }
         })
     }
 
@@ -211,6 +253,19 @@ impl Workspace {
     /// The system prompt for this directory: keel's instructions, the environment, memory
     /// files and the user's additions; plus warnings about the memory files.
     pub fn system_prompt(&self, args: &Args) -> Result<(SystemPrompt, Vec<MemoryWarning>)> {
+        let (prompt, warnings, _) = self.system_prompt_and_memory(args)?;
+        Ok((prompt, warnings))
+    }
+
+    /// [`Self::system_prompt`], and the memory files in it (for `/memory`).
+    pub fn system_prompt_and_memory(
+        &self,
+        args: &Args,
+    ) -> Result<(
+        SystemPrompt,
+        Vec<MemoryWarning>,
+        Vec<keel_config::MemoryFile>,
+    )> {
         let additional_dirs = self.additional_dirs(&args.add_dir)?;
         let git = self
             .git
@@ -220,17 +275,18 @@ impl Workspace {
             .and_then(|git| git.join(GIT_STATUS_WAIT));
         let env = Environment::detect(&self.cwd, &additional_dirs).with_git_status(git);
         let memory = self.memory_loader().load();
+        let skills = keel_context::render_skills(&self.definitions().skills);
         let prompt = SystemPrompt::assemble(&PromptInputs {
             env: &env,
             memory: &memory.files,
-            skills: None,
+            skills: skills.as_deref(),
             agents: None,
             options: &PromptOptions {
                 replace: args.system_prompt.clone(),
                 append: args.append_system_prompt.clone(),
             },
         });
-        Ok((prompt, memory.warnings))
+        Ok((prompt, memory.warnings, memory.files))
     }
 
     /// The loader of this directory's memory files (AGENTS.md, CLAUDE.md, ...).
@@ -324,6 +380,12 @@ pub struct Prepared {
     pub context_window: u64,
     /// The MCP servers and their statuses.
     pub mcp_servers: Vec<(String, String)>,
+    /// The slash commands the session understands (without `/`), MCP prompts included.
+    pub slash_commands: Vec<String>,
+    /// The agents the `Agent` tool can start.
+    pub agents: Vec<String>,
+    /// The skills.
+    pub skills: Vec<String>,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
@@ -357,11 +419,18 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         ),
         None => selected.client.clone(),
     };
-    let (prompt, memory_warnings) = ws.system_prompt(args)?;
+    let (prompt, memory_warnings, memory_files) = ws.system_prompt_and_memory(args)?;
     for warning in &memory_warnings {
         eprintln!("keel: warning: {warning}");
     }
-    let mut system = prompt.blocks();
+    // Skills are only worth listing when the model may load them.
+    let skills_hidden = policy.is_hidden("Skill");
+    let mut system: Vec<String> = prompt
+        .parts()
+        .iter()
+        .filter(|p| !(skills_hidden && p.kind == PartKind::Skills))
+        .map(|p| p.text.clone())
+        .collect();
     if let Some(section) = mcp.as_ref().and_then(mcp_instructions) {
         system.push(section);
     }
@@ -379,7 +448,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         .unwrap_or(selected.context_window);
 
     let store = SessionStore::new(&ws.home);
-    let (id, history, transcript, transcript_path) =
+    let (id, history, transcript, transcript_path, earlier) =
         open_transcript(args, ws, &store, &selected.model, &policy)?;
     let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
     let spill_dir = session_dir.join("tool-results");
@@ -419,6 +488,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
 
     let max_output_tokens = config.max_tokens;
     let context_window = config.context_window;
+    let prompt_servers = mcp.clone();
     let session = Session::new(SessionSetup {
         id,
         config,
@@ -438,8 +508,44 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
             memory: Some(ws.memory_loader()),
         },
     });
+    let definitions = ws.definitions().clone();
+    let extensions = keel_engine::Extensions {
+        skills: definitions.skills,
+        commands: definitions.commands,
+        agents: definitions.agents,
+        memory_files: memory_files
+            .iter()
+            .map(|f| match &f.imported_by {
+                Some(importer) => format!(
+                    "{} ({}, imported by {})",
+                    f.path.display(),
+                    f.scope,
+                    importer.display()
+                ),
+                None => format!("{} ({})", f.path.display(), f.scope),
+            })
+            .collect(),
+        // Subagents work in the same place under the same instructions: they get the
+        // environment and memory parts after their own system prompt.
+        subagent_context: prompt
+            .parts()
+            .iter()
+            .filter(|p| matches!(p.kind, PartKind::Environment | PartKind::Memory))
+            .map(|p| p.text.clone())
+            .collect(),
+        plan: earlier.plan,
+        prior: earlier.totals,
+    };
+    let session = session.with_extensions(extensions);
     let mcp_servers = session.mcp_statuses();
+    let mut slash_commands = session.slash_commands();
+    if let Some(manager) = &prompt_servers {
+        slash_commands.extend(manager.list_prompts().await.into_iter().map(|p| p.command));
+    }
     Ok(Prepared {
+        agents: session.agent_names(),
+        skills: session.skill_names(),
+        slash_commands,
         session,
         model: selected.model,
         api_key_source: selected.api_key_source,
@@ -465,6 +571,15 @@ fn mcp_instructions(manager: &keel_mcp::McpManager) -> Option<String> {
     Some(text)
 }
 
+/// What a resumed session's transcript says about its earlier runs.
+#[derive(Default)]
+struct Earlier {
+    /// Usage and cost of its runs, for `/cost`.
+    totals: keel_engine::CostTotals,
+    /// Its latest plan, for `/todos`.
+    plan: Vec<keel_protocol::PlanItem>,
+}
+
 /// Opens the session's transcript: a new one, or the one `--continue`/`--resume` names (with
 /// its history), or, with `--fork-session`, a new one that starts with that history.
 fn open_transcript(
@@ -478,6 +593,7 @@ fn open_transcript(
     Vec<keel_protocol::Message>,
     TranscriptWriter,
     PathBuf,
+    Earlier,
 )> {
     let resumed: Option<PathBuf> = if args.continue_session {
         Some(store.latest(&ws.cwd)?.with_context(|| {
@@ -507,20 +623,34 @@ fn open_transcript(
         };
         let path = store.path_for(&ws.cwd, id.as_str());
         let writer = TranscriptWriter::open(&path, Totals::default())?;
-        return Ok((id, Vec::new(), writer, path));
+        return Ok((id, Vec::new(), writer, path, Earlier::default()));
     };
     let transcript = Transcript::read(&path)?;
     for warning in &transcript.warnings {
         eprintln!("keel: warning: {warning}");
     }
-    let history = transcript.conversation().messages();
+    let conversation = transcript.conversation();
+    let history = conversation.messages();
+    let mut earlier = Earlier {
+        plan: conversation.plan.clone(),
+        ..Earlier::default()
+    };
+    for record in &transcript.records {
+        earlier.totals.add_run(&record.event);
+    }
     let old_id = path
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
     if !args.fork_session {
         let writer = TranscriptWriter::open(&path, transcript.totals())?;
-        return Ok((SessionId::from_string(old_id), history, writer, path));
+        return Ok((
+            SessionId::from_string(old_id),
+            history,
+            writer,
+            path,
+            earlier,
+        ));
     }
     let id = SessionId::new();
     let new_path = store.path_for(&ws.cwd, id.as_str());
@@ -539,7 +669,9 @@ fn open_transcript(
         tokens_after: 0,
         messages: history.clone(),
     })?;
-    Ok((id, history, writer, new_path))
+    // A fork starts its own accounting; it keeps the plan it inherited.
+    earlier.totals = keel_engine::CostTotals::default();
+    Ok((id, history, writer, new_path, earlier))
 }
 
 /// The message for `--resume` without an id in print mode: the sessions to choose from.

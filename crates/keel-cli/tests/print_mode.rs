@@ -138,7 +138,8 @@ async fn reads_greps_edits_runs_bash_and_answers() {
             "Bash",
             "Glob",
             "Grep",
-            "ExitPlanMode"
+            "ExitPlanMode",
+            "Agent"
         ]
     );
     assert_eq!(required_of(&first.body, "Read"), ["file_path"]);

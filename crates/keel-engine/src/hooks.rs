@@ -24,7 +24,8 @@ pub struct HookSetup {
     pub env: BTreeMap<String, String>,
 }
 
-/// A session's hooks, ready to run.
+/// A session's hooks, ready to run (cloned into subagents, whose calls they also see).
+#[derive(Clone)]
 pub(crate) struct Hooks {
     pub(crate) set: Arc<HookSet>,
     transcript_path: PathBuf,

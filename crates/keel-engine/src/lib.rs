@@ -20,11 +20,14 @@ use keel_tools::{ToolContext, ToolRegistry};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod agent;
 mod compact;
 mod emit;
 mod hooks;
 mod permission;
 mod plan_mode;
+mod skill;
+mod slash;
 mod tools;
 mod turn;
 
@@ -33,6 +36,7 @@ pub use emit::EventSender;
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
+pub use slash::{CostTotals, Extensions};
 
 use emit::{Emitter, lock};
 use permission::Permissions;
@@ -122,13 +126,29 @@ pub struct Session {
     /// Context hooks added (SessionStart), given to the model with the next prompt.
     pending_context: Vec<String>,
     mcp: Option<keel_mcp::McpManager>,
+    /// How deep in subagents this session runs (0 for the main agent).
+    depth: u32,
+    /// Skills, custom commands, agent definitions and what slash commands report.
+    ext: Arc<Extensions>,
+    /// What a subagent may not do beyond its tool set (e.g. Explore's read-only shell).
+    restriction: Option<agent::Restriction>,
+    /// Usage of subagents that finished during the current tool batch, for the run's totals.
+    child_usage: Mutex<Vec<agent::ChildUsage>>,
+    /// Usage and cost over the session's runs, for `/cost`.
+    totals: CostTotals,
     context: compact::Context,
 }
 
 /// State the op loop changes while a run is going on.
 pub(crate) struct Shared {
-    pub(crate) permissions: Permissions,
+    /// Shared with subagents, so their questions reach the same frontend and one answer fits.
+    pub(crate) permissions: Arc<Permissions>,
     pub(crate) model: Mutex<String>,
+    /// Rules granted until the run ends (skills' and commands' `allowed-tools`), shared with
+    /// subagents so everything granted during a run is taken back at its end.
+    pub(crate) grants: Arc<skill::Grants>,
+    /// The model to go back to when the run ends, if a skill or command switched it.
+    pub(crate) model_before: Mutex<Option<String>>,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -149,8 +169,14 @@ impl Session {
     pub fn new(setup: SessionSetup) -> Self {
         let mut tools = setup.tools;
         let shared = Arc::new(Shared {
-            permissions: Permissions::new(setup.policy, setup.approver, setup.local_settings),
+            permissions: Arc::new(Permissions::new(
+                setup.policy,
+                setup.approver,
+                setup.local_settings,
+            )),
             model: Mutex::new(setup.config.model.clone()),
+            grants: Arc::new(skill::Grants::default()),
+            model_before: Mutex::new(None),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
@@ -170,6 +196,11 @@ impl Session {
             hooks: setup.hooks.map(hooks::Hooks::new),
             pending_context: Vec::new(),
             mcp: setup.mcp,
+            depth: 0,
+            ext: Arc::new(Extensions::default()),
+            restriction: None,
+            child_usage: Mutex::new(Vec::new()),
+            totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
         };
         session.refresh_mcp_tools();
@@ -308,7 +339,7 @@ impl Session {
             };
             let cancel = CancellationToken::new();
             let shared = self.shared.clone();
-            let run = self.run(prompt, &emitter, cancel.clone());
+            let run = self.handle_input(prompt, &emitter, cancel.clone());
             tokio::pin!(run);
             loop {
                 tokio::select! {
@@ -399,7 +430,7 @@ impl Session {
                 self.agent_loop(&ctx, emitter, &cancel, &mut tally).await
             }
         };
-        emitter.emit(Event::RunFinished {
+        let finished = Event::RunFinished {
             outcome,
             result: tally.last_text,
             num_turns: tally.turns,
@@ -409,7 +440,9 @@ impl Session {
             duration_api_ms: millis(tally.api_time),
             permission_denials: tally.denials,
             model_usage: tally.per_model,
-        });
+        };
+        self.totals.add_run(&finished);
+        emitter.emit(finished);
     }
 
     async fn agent_loop(
@@ -520,10 +553,24 @@ impl Session {
                     }
                     _ => {}
                 }
-                // The model is done; a Stop hook may send it back to work.
+                // The model is done; a Stop hook (SubagentStop for a subagent) may send it back
+                // to work.
                 let active = stop_hook_active;
+                let subagent = self.depth > 0;
+                let stop_event = if subagent {
+                    HookEvent::SubagentStop
+                } else {
+                    HookEvent::Stop
+                };
+                let stop_input = |c: &keel_policy::hooks::HookContext| {
+                    if subagent {
+                        c.subagent_stop(active)
+                    } else {
+                        c.stop(active)
+                    }
+                };
                 match self
-                    .run_hooks(HookEvent::Stop, |c| c.stop(active), emitter, cancel)
+                    .run_hooks(stop_event, stop_input, emitter, cancel)
                     .await
                 {
                     Some(HookOutcome {

@@ -96,12 +96,11 @@ impl Session {
                     Gate::Refuse { reason } => settled.push(Some(ToolCallResult::error(reason))),
                 }
             }
-            let ran = futures::future::join_all(
-                runnable
-                    .iter()
-                    .map(|(_, name, input)| self.tools.call(name, input.clone(), ctx)),
-            )
+            let ran = futures::future::join_all(runnable.iter().map(|(position, name, input)| {
+                self.call_tool(&batch[*position].id, name, input.clone(), ctx, emitter)
+            }))
             .await;
+            crate::agent::collect_child_usage(self, tally);
             let batch_ref = &batch;
             let post = futures::future::join_all(runnable.iter().zip(ran).map(
                 |((position, name, input), result)| async move {
@@ -189,7 +188,7 @@ impl Session {
 
     /// Decides whether a call runs: unusable input and unknown tools are settled by the
     /// registry's own errors; then the policy; then, for "ask", whoever can answer.
-    async fn gate(
+    pub(crate) async fn gate(
         &self,
         call: &PlannedCall,
         ctx: &ToolContext,
@@ -205,6 +204,9 @@ impl Session {
         // before anyone is asked to approve it.
         if let Err(problem) = self.tools.check(&call.name, &call.input) {
             return Gate::Refuse { reason: problem };
+        }
+        if let Some(reason) = crate::agent::restricted(self, call) {
+            return deny(call, reason, emitter, tally);
         }
         let mut input = call.input.clone();
         let mut hook_allows = false;
@@ -252,8 +254,10 @@ impl Session {
         }
         // An MCP server's read-only hint is the untrusted server's claim: it lets calls run
         // together, but not without the user's permission.
-        let read_only =
-            self.tools.is_read_only(&call.name).unwrap_or(false) && !crate::is_mcp_tool(&call.name);
+        // A skill that grants nothing is only text for the model, like a file it reads.
+        let read_only = (self.tools.is_read_only(&call.name).unwrap_or(false)
+            && !crate::is_mcp_tool(&call.name))
+            || crate::skill::grants_nothing(self, &call.name, &call.input);
         let permissions = &self.shared.permissions;
         let verdict = permissions.decide(&call.name, &input, &ctx.current_dir(), read_only);
         // A hook's allow skips the question but not a deny rule; a hook's ask always asks.

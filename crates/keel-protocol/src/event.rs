@@ -286,6 +286,14 @@ pub enum Event {
         /// One line.
         message: String,
     },
+    /// What a slash command that runs locally (`/cost`, `/status`, `/help`, …) printed. Such a
+    /// command sends nothing to the model; its run ends with this text as the result.
+    CommandOutput {
+        /// The command as typed, without arguments (`/cost`).
+        command: String,
+        /// Its output, plain text.
+        text: String,
+    },
     /// An event of a subagent, tagged with the `Agent` tool call that runs it.
     Subagent {
         /// The parent's tool call id (`parent_tool_use_id` in stream-json).

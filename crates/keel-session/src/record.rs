@@ -55,6 +55,7 @@ pub fn is_persisted(event: &Event) -> bool {
         | Event::PlanUpdated { .. }
         | Event::PermissionModeChanged { .. }
         | Event::ModelChanged { .. }
+        | Event::CommandOutput { .. }
         | Event::RunFinished { .. } => true,
         Event::TurnStarted { .. }
         | Event::TextDelta { .. }
