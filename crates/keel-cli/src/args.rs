@@ -166,6 +166,10 @@ pub enum Command {
     Hooks(crate::commands::hooks::HooksArgs),
     /// What the OS sandbox for shell commands can do here (`keel sandbox status`).
     Sandbox(crate::commands::sandbox::SandboxArgs),
+    /// Serve sessions over HTTP with Server-Sent Events (`keel serve --port 8642`).
+    Serve(crate::commands::serve::ServeArgs),
+    /// Speak the Agent Client Protocol on stdin/stdout, for editors such as Zed (`keel acp`).
+    Acp(crate::commands::acp::AcpArgs),
 }
 
 /// How print mode writes its output.

@@ -72,6 +72,8 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Mcp(command)) => commands::mcp::run(command, &args, &ws),
         Some(Command::Hooks(command)) => commands::hooks::run(command, &ws),
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
+        Some(Command::Serve(command)) => commands::serve::run(command, &args, &ws),
+        Some(Command::Acp(command)) => commands::acp::run(command, &args, &ws),
         None if args.print => print::run(&args, &ws),
         None => bail!(
             "the interactive terminal UI is not available in this version; use print mode: \
