@@ -212,6 +212,7 @@ impl Args {
             resume: self.resume.clone(),
             session_id: self.session_id.clone(),
             fork_session: self.fork_session,
+            editor: None,
         }
     }
 }

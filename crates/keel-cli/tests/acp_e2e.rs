@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -14,10 +15,11 @@ use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
 use agent_client_protocol::v1::schema::{
-    CancelNotification, ContentBlock, InitializeRequest, LoadSessionRequest, McpServer,
-    McpServerStdio, NewSessionRequest, PermissionOptionKind, PromptRequest,
-    RequestPermissionOutcome, RequestPermissionRequest, RequestPermissionResponse,
-    SelectedPermissionOutcome, SessionNotification, StopReason, TextContent,
+    CancelNotification, ClientCapabilities, ContentBlock, FileSystemCapabilities,
+    InitializeRequest, LoadSessionRequest, McpServer, McpServerStdio, NewSessionRequest,
+    PromptRequest, ReadTextFileRequest, ReadTextFileResponse, RequestPermissionOutcome,
+    RequestPermissionRequest, RequestPermissionResponse, SelectedPermissionOutcome,
+    SessionNotification, StopReason, TextContent, WriteTextFileRequest, WriteTextFileResponse,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, ByteStreams, Client};
@@ -39,7 +41,14 @@ enum Answer {
 struct Seen {
     updates: Vec<Value>,
     permissions: Vec<Value>,
+    /// Files the agent read through the client (`fs/read_text_file`).
+    reads: Vec<String>,
+    /// Files the agent wrote through the client, with their text.
+    writes: Vec<(String, String)>,
 }
+
+/// An editor's open buffers: path -> text, which may differ from the disk (unsaved changes).
+type Buffers = Arc<Mutex<HashMap<String, String>>>;
 
 fn text(prompt: &str) -> Vec<ContentBlock> {
     vec![ContentBlock::Text(TextContent::new(prompt))]
@@ -48,6 +57,20 @@ fn text(prompt: &str) -> Vec<ContentBlock> {
 /// Runs `keel acp` in the harness's project and a client session against it; `body` drives
 /// the connection. Returns what the agent sent and keel's stderr.
 async fn with_agent<F>(h: &Harness, answer: Answer, body: F) -> (Arc<Mutex<Seen>>, String)
+where
+    F: AsyncFnOnce(ConnectionTo<Agent>) -> Result<(), agent_client_protocol::Error>,
+{
+    with_editor(h, answer, None, body).await
+}
+
+/// Like `with_agent`, with a client that offers file access backed by `buffers` (reads fall
+/// back to the disk; writes update the buffer and save it to disk, as an editor does).
+async fn with_editor<F>(
+    h: &Harness,
+    answer: Answer,
+    buffers: Option<Buffers>,
+    body: F,
+) -> (Arc<Mutex<Seen>>, String)
 where
     F: AsyncFnOnce(ConnectionTo<Agent>) -> Result<(), agent_client_protocol::Error>,
 {
@@ -70,7 +93,11 @@ where
         text
     });
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let (on_update, on_permission) = (seen.clone(), seen.clone());
+    let (on_update, on_permission, on_read, on_write) =
+        (seen.clone(), seen.clone(), seen.clone(), seen.clone());
+    let offers_files = buffers.is_some();
+    let buffers = buffers.unwrap_or_default();
+    let (read_buffers, write_buffers) = (buffers.clone(), buffers);
     let client = Client
         .v1()
         .name("keel-acp-test")
@@ -107,9 +134,47 @@ where
             },
             agent_client_protocol::on_receive_request!(),
         )
+        .on_receive_request(
+            async move |request: ReadTextFileRequest,
+                        responder: Responder<ReadTextFileResponse>,
+                        _cx: ConnectionTo<Agent>| {
+                let path = request.path.display().to_string();
+                on_read.lock().unwrap().reads.push(path.clone());
+                let buffered = read_buffers.lock().unwrap().get(&path).cloned();
+                let text = buffered
+                    .or_else(|| std::fs::read_to_string(&request.path).ok())
+                    .unwrap_or_default();
+                responder.respond(ReadTextFileResponse::new(text))
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
+        .on_receive_request(
+            async move |request: WriteTextFileRequest,
+                        responder: Responder<WriteTextFileResponse>,
+                        _cx: ConnectionTo<Agent>| {
+                let path = request.path.display().to_string();
+                on_write
+                    .lock()
+                    .unwrap()
+                    .writes
+                    .push((path.clone(), request.content.clone()));
+                write_buffers
+                    .lock()
+                    .unwrap()
+                    .insert(path, request.content.clone());
+                std::fs::write(&request.path, &request.content).unwrap();
+                responder.respond(WriteTextFileResponse::new())
+            },
+            agent_client_protocol::on_receive_request!(),
+        )
         .connect_with(transport, async move |cx: ConnectionTo<Agent>| {
+            let capabilities = ClientCapabilities::new().fs(FileSystemCapabilities::new()
+                .read_text_file(offers_files)
+                .write_text_file(offers_files));
             let init = cx
-                .send_request(InitializeRequest::new(ProtocolVersion::V1))
+                .send_request(
+                    InitializeRequest::new(ProtocolVersion::V1).client_capabilities(capabilities),
+                )
                 .block_task()
                 .await?;
             assert_eq!(init.protocol_version, ProtocolVersion::V1);
@@ -193,7 +258,10 @@ async fn the_client_allows_an_edit_and_sees_its_diff() {
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["allow_once", "allow_always", "reject_once"]);
-    let _ = PermissionOptionKind::AllowOnce;
+    assert!(
+        seen.reads.is_empty() && seen.writes.is_empty(),
+        "no fs offered, none used"
+    );
 
     // The run as the client saw it: text chunks, the tool calls and their progress.
     let updates = &seen.updates;
@@ -235,6 +303,63 @@ async fn the_client_allows_an_edit_and_sees_its_diff() {
         .expect("the Read is shown");
     assert_eq!(read["rawInput"]["file_path"], json!(notes));
     assert!(updates.iter().any(|u| u["sessionUpdate"] == "usage_update"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_client_file_access_the_model_works_on_the_editors_buffer() {
+    let h = Harness::new(vec![]).await;
+    h.ws.write("notes.md", "status: draft\n");
+    let notes = h.path("notes.md");
+    let key = notes.display().to_string();
+    // The editor has unsaved changes the disk does not have.
+    let buffers: Buffers = Arc::new(Mutex::new(HashMap::from([(
+        key.clone(),
+        "status: draft (unsaved)\n".to_string(),
+    )])));
+    h.server.push_turn(read_turn(&notes));
+    h.server.push_turn(ScriptedTurn::tool_use(
+        "Edit",
+        json!({"file_path": notes, "old_string": "draft (unsaved)", "new_string": "final"}),
+    ));
+    h.server.push_turn(ScriptedTurn::text("Done."));
+    let project = h.project().to_path_buf();
+    let (seen, _) = with_editor(
+        &h,
+        Answer::Option("allow_once"),
+        Some(buffers.clone()),
+        async |cx| {
+            let session = cx
+                .send_request(NewSessionRequest::new(project))
+                .block_task()
+                .await?;
+            let done = cx
+                .send_request(PromptRequest::new(session.session_id, text("finalise")))
+                .block_task()
+                .await?;
+            assert_eq!(done.stop_reason, StopReason::EndTurn);
+            Ok(())
+        },
+    )
+    .await;
+    // The model read the editor's text, not the disk's.
+    let read_result = &h.tool_results_sent(1)[0];
+    assert!(
+        read_result["content"]
+            .as_str()
+            .unwrap()
+            .contains("status: draft (unsaved)"),
+        "{read_result}"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.reads,
+        [key.clone(), key.clone()],
+        "Read, then Edit's original"
+    );
+    // The edit went to the editor, which saved it.
+    assert_eq!(seen.writes, [(key.clone(), "status: final\n".to_string())]);
+    assert_eq!(buffers.lock().unwrap()[&key], "status: final\n");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "status: final\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,4 +566,70 @@ async fn bad_requests_get_protocol_errors_not_a_crash() {
     })
     .await;
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_acp_sdk_runs_an_edit_session() {
+    // A client keel did not write: the Python ACP SDK from PyPI.
+    let peers = keel_test_support::peers::ensure();
+    let h = Harness::new(vec![]).await;
+    h.ws.write("notes.md", "status: draft\n");
+    let notes = h.path("notes.md");
+    h.server.push_turn(read_turn(&notes));
+    h.server.push_turn(ScriptedTurn {
+        content: vec![
+            ScriptedBlock::Text {
+                text: "Marking it final.".into(),
+            },
+            ScriptedBlock::ToolUse {
+                id: Some("toolu_py".into()),
+                name: "Edit".into(),
+                input: json!({"file_path": notes, "old_string": "draft", "new_string": "final"}),
+            },
+        ],
+        ..ScriptedTurn::default()
+    });
+    h.server.push_turn(ScriptedTurn::text("Done."));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/acp_python_client.py");
+    let mut cmd = tokio::process::Command::new(peers.join("venv/bin/python"));
+    cmd.arg(script)
+        .arg(env!("CARGO_BIN_EXE_keel"))
+        .arg(h.project())
+        .arg("finalise the notes")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &h.ws.home)
+        .env("ANTHROPIC_API_KEY", "sk-test-key")
+        .env("ANTHROPIC_BASE_URL", h.server.url())
+        .current_dir(h.project())
+        .kill_on_drop(true);
+    let out = common::finish(&mut cmd).await;
+    assert!(out.status.success(), "stderr: {}", common::stderr(&out));
+    let report = common::stdout_json(&out);
+    assert_eq!(report["protocol_version"], 1);
+    assert_eq!(report["agent"], "keel");
+    assert_eq!(report["stop_reason"], "end_turn");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "status: final\n");
+    let asked = &report["permissions"][0];
+    assert_eq!(asked["tool_call"]["toolCallId"], "toolu_py");
+    assert_eq!(asked["tool_call"]["content"][0]["type"], "diff");
+    let updates = report["updates"].as_array().unwrap();
+    let kinds: Vec<&str> = updates
+        .iter()
+        .map(|u| u["sessionUpdate"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "agent_message_chunk",
+        "tool_call",
+        "tool_call_update",
+        "usage_update",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let finished = updates
+        .iter()
+        .rfind(|u| u["toolCallId"] == "toolu_py")
+        .unwrap();
+    assert_eq!(finished["status"], "completed");
+    assert_eq!(finished["content"][0]["newText"], "final");
 }

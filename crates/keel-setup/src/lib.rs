@@ -482,6 +482,7 @@ pub async fn prepare(
         .join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
     tool_ctx.additional_dirs = ws.additional_dirs(&opts.add_dir)?;
+    tool_ctx.editor = opts.editor.clone();
     tool_ctx.env = Arc::new(
         ws.settings
             .effective

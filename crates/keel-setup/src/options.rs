@@ -55,6 +55,8 @@ pub struct SessionOptions {
     pub session_id: Option<String>,
     /// `--fork-session`: a continued session gets a new id and transcript.
     pub fork_session: bool,
+    /// The editor that holds the files (ACP clients that offer file access).
+    pub editor: Option<std::sync::Arc<dyn keel_tools::EditorFiles>>,
 }
 
 /// Splits `--allowedTools` values: each occurrence may hold several rules separated by commas

@@ -5,8 +5,9 @@
 //! Logs go to stderr only: stdout is the protocol.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use agent_client_protocol::schema::ProtocolVersion;
@@ -15,9 +16,10 @@ use agent_client_protocol::v1::schema::{
     ClientCapabilities, ContentBlock, EmbeddedResourceResource, Implementation, InitializeRequest,
     InitializeResponse, LoadSessionRequest, LoadSessionResponse, McpCapabilities, McpServer,
     NewSessionRequest, NewSessionResponse, PermissionOption, PermissionOptionKind,
-    PromptCapabilities, PromptRequest, PromptResponse, RequestPermissionOutcome,
-    RequestPermissionRequest, SessionMode, SessionModeState, SessionNotification,
-    SetSessionModeRequest, SetSessionModeResponse, StopReason,
+    PromptCapabilities, PromptRequest, PromptResponse, ReadTextFileRequest,
+    RequestPermissionOutcome, RequestPermissionRequest, SessionMode, SessionModeState,
+    SessionNotification, SetSessionModeRequest, SetSessionModeResponse, StopReason,
+    WriteTextFileRequest,
 };
 use agent_client_protocol::v1::{ConnectionTo, Responder};
 use agent_client_protocol::{Agent, Client, ConnectTo, Error, ErrorCode};
@@ -35,6 +37,9 @@ use convert::Translator;
 
 /// How long ending a session waits for its engine to close the transcript.
 const END_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a tool waits for the client to read or write a file.
+const FS_WAIT: Duration = Duration::from_secs(60);
 
 /// Why `keel acp` stopped.
 #[derive(Debug, thiserror::Error)]
@@ -323,14 +328,34 @@ impl KeelAgent {
         })
     }
 
-    /// Options for a session in `cwd`: the command line's, the request's extra directories and
-    /// MCP servers.
-    fn options(&self, additional: &[PathBuf], servers: &[McpServer]) -> keel_setup::SessionOptions {
+    /// Options for a session: the command line's, the request's extra directories and MCP
+    /// servers, and the client's file access when it offers any (the session id is filled in
+    /// once known).
+    fn options(
+        &self,
+        additional: &[PathBuf],
+        servers: &[McpServer],
+        cx: &ConnectionTo<Client>,
+        session: &Arc<OnceLock<String>>,
+    ) -> keel_setup::SessionOptions {
         let mut options = self.base.defaults.clone();
+        // Which session to open is the request's business, never the command line's.
         options.continue_session = false;
         options.resume = None;
+        options.session_id = None;
+        options.fork_session = false;
         options.add_dir.extend(additional.iter().cloned());
         options.mcp_servers.extend(mcp_servers(servers));
+        let fs = lock(&self.client).fs.clone();
+        if fs.read_text_file || fs.write_text_file {
+            options.editor = Some(Arc::new(ClientFiles {
+                cx: cx.clone(),
+                session: session.clone(),
+                read: fs.read_text_file,
+                write: fs.write_text_file,
+                runtime: tokio::runtime::Handle::current(),
+            }));
+        }
         options
     }
 
@@ -344,7 +369,13 @@ impl KeelAgent {
             Ok(cwd) => cwd,
             Err(e) => return responder.respond_with_error(launch_error(e)),
         };
-        let options = self.options(&request.additional_directories, &request.mcp_servers);
+        let session = Arc::new(OnceLock::new());
+        let options = self.options(
+            &request.additional_directories,
+            &request.mcp_servers,
+            &cx,
+            &session,
+        );
         let agent = self.clone();
         // Building a session reads settings and starts MCP servers: off the dispatch loop.
         cx.clone().spawn(async move {
@@ -352,6 +383,7 @@ impl KeelAgent {
                 Ok(launched) => {
                     let mode = launched.permission_mode.clone();
                     let id = launched.id.clone();
+                    let _ = session.set(id.clone());
                     let events = agent.register(launched);
                     responder.respond(NewSessionResponse::new(id.clone()).modes(modes(&mode)))?;
                     agent.start_pump(&id, events, cx);
@@ -382,7 +414,14 @@ impl KeelAgent {
             Ok(cwd) => cwd,
             Err(e) => return responder.respond_with_error(launch_error(e)),
         };
-        let mut options = self.options(&request.additional_directories, &request.mcp_servers);
+        let session = Arc::new(OnceLock::new());
+        let _ = session.set(id.clone());
+        let mut options = self.options(
+            &request.additional_directories,
+            &request.mcp_servers,
+            &cx,
+            &session,
+        );
         options.resume = Some(id);
         let agent = self.clone();
         cx.clone().spawn(async move {
@@ -639,6 +678,65 @@ impl KeelAgent {
     async fn end_all(&self) {
         let all: Vec<Arc<AcpSession>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
         futures::future::join_all(all.iter().map(|s| s.end())).await;
+    }
+}
+
+/// The client's file access (`fs/read_text_file`, `fs/write_text_file`) for Read, Edit and
+/// Write: the editor's buffers, unsaved changes included, are what the model reads and edits,
+/// and edits land in the editor.
+struct ClientFiles {
+    cx: ConnectionTo<Client>,
+    session: Arc<OnceLock<String>>,
+    read: bool,
+    write: bool,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for ClientFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientFiles")
+            .field("session", &self.session.get())
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientFiles {
+    /// Sends a request to the client and waits for the answer; the tools call this from
+    /// blocking threads, where waiting on the runtime is allowed.
+    fn ask<T>(&self, sent: agent_client_protocol::v1::SentRequest<T>) -> Result<T, String>
+    where
+        T: Send + 'static,
+    {
+        self.runtime.block_on(async {
+            match tokio::time::timeout(FS_WAIT, sent.block_task()).await {
+                Ok(Ok(answer)) => Ok(answer),
+                Ok(Err(error)) => Err(error.message),
+                Err(_) => Err(format!("no answer within {} s", FS_WAIT.as_secs())),
+            }
+        })
+    }
+}
+
+impl keel_tools::EditorFiles for ClientFiles {
+    fn read_text(&self, path: &Path) -> Option<Result<String, String>> {
+        let session = self.session.get().filter(|_| self.read)?;
+        let sent = self.cx.send_request(ReadTextFileRequest::new(
+            session.clone(),
+            path.to_path_buf(),
+        ));
+        Some(self.ask(sent).map(|answer| answer.content))
+    }
+
+    fn write_text(&self, path: &Path, text: &str) -> Option<Result<(), String>> {
+        let session = self.session.get().filter(|_| self.write)?;
+        let sent = self.cx.send_request(WriteTextFileRequest::new(
+            session.clone(),
+            path.to_path_buf(),
+            text.to_string(),
+        ));
+        Some(self.ask(sent).map(|_| ()))
     }
 }
 

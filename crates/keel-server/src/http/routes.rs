@@ -168,6 +168,7 @@ async fn create_session(
         (None, None) => state.base.default_cwd.clone(),
     };
     let mut options: SessionOptions = state.base.defaults.clone();
+    // Which session to open is the request's business, never the command line's.
     options.continue_session = false;
     if request.model.is_some() {
         options.model = request.model;
