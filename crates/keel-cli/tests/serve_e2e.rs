@@ -545,7 +545,11 @@ async fn a_reconnecting_reader_misses_nothing_and_a_lapped_one_is_told() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_json_errors_and_the_server_keeps_working() {
-    let h = Harness::new(vec![ScriptedTurn::text("still fine")]).await;
+    let h = Harness::new(vec![
+        ScriptedTurn::text("still fine"),
+        ScriptedTurn::text("Summary: the user checked that keel answers."),
+    ])
+    .await;
     let server = Server::start(&h, &[]).await;
     let id = server.create(json!({})).await;
     let post = reqwest::Method::POST;
@@ -759,6 +763,31 @@ async fn malformed_requests_get_json_errors_and_the_server_keeps_working() {
     let mut events = server.events(&id, None).await;
     server.prompt(&id, "are you there?").await;
     assert_eq!(events.until("run_finished").await["result"], "still fine");
+    // Compaction is reachable too, and the session reports how it went.
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            &format!("/sessions/{id}/compact"),
+            Some(json!({"instructions": 5})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["type"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            &format!("/sessions/{id}/compact"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let notice = events.until("notice").await;
+    assert!(
+        notice["message"].as_str().unwrap().contains("compact"),
+        "{notice}"
+    );
     let (status, stderr) = server.stop().await;
     assert!(status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

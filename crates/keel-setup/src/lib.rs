@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, SourceSet};
 use keel_context::{Environment, GitStatus, PromptInputs, PromptOptions, SystemPrompt};
-use keel_engine::{Approver, HookSetup, Session, SessionConfig, SessionSetup};
+use keel_engine::{Approver, ContextSetup, HookSetup, Session, SessionConfig, SessionSetup};
 use keel_model::{ModelClient, Pricing, ProviderKind, ProviderOptions, RecordingClient, Selected};
 use keel_policy::hooks::HookSet;
 use keel_policy::sandbox::SandboxPolicy;
@@ -476,10 +476,8 @@ pub async fn prepare(
         open_transcript(opts, ws, &store, &selected.model, &policy)?;
     let resumed = !history.is_empty();
     let permission_mode = policy.mode();
-    let spill_dir = store
-        .project_dir(&ws.cwd)
-        .join(id.as_str())
-        .join("tool-results");
+    let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
+    let spill_dir = session_dir.join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
     tool_ctx.additional_dirs = ws.additional_dirs(&opts.add_dir)?;
     tool_ctx.editor = opts.editor.clone();
@@ -533,6 +531,11 @@ pub async fn prepare(
         transcript: Some(transcript),
         hooks,
         mcp,
+        context: ContextSetup {
+            auto_threshold: ws.settings.effective.auto_compact_threshold,
+            notes_path: Some(session_dir.join("notes.md")),
+            memory: Some(ws.memory_loader()),
+        },
     });
     let mcp_servers = session.mcp_statuses();
     Ok(Prepared {

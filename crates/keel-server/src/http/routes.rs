@@ -46,6 +46,7 @@ pub(crate) fn routes(state: Arc<AppState>) -> Router {
         .route("/sessions/{id}/messages", post(post_message))
         .route("/sessions/{id}/events", get(events))
         .route("/sessions/{id}/interrupt", post(interrupt))
+        .route("/sessions/{id}/compact", post(compact))
         .route(
             "/sessions/{id}/approvals/{request_id}",
             post(answer_approval),
@@ -414,6 +415,34 @@ async fn interrupt(
         live.send(Op::Interrupt);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"interrupted": running}))))
+}
+
+/// `POST /sessions/{id}/compact`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Compact {
+    instructions: Option<String>,
+}
+
+async fn compact(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Body(request): Body<Compact>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let live = state
+        .live(&id)
+        .ok_or_else(|| ApiError::no_live_session(&id))?;
+    let (running, _) = live.running();
+    if !live.send(Op::Compact {
+        instructions: request.instructions,
+    }) {
+        return Err(ApiError::no_live_session(&id));
+    }
+    // The engine compacts at once when idle, else after the running prompt.
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"after_current_run": running})),
+    ))
 }
 
 /// `POST /sessions/{id}/approvals/{request_id}`.
