@@ -29,9 +29,40 @@ struct Call {
 #[derive(Debug, Default)]
 pub(crate) struct Translator {
     calls: HashMap<String, Call>,
+    /// Files as they were before the Writes about to be announced, by call id.
+    before: HashMap<String, String>,
+}
+
+/// The current text of every file the Write calls of `event` would replace, by call id, read
+/// on a blocking thread (the diff shows what the Write replaces).
+pub(crate) async fn files_before(event: &Event) -> HashMap<String, String> {
+    let Event::AssistantMessage { message } = event else {
+        return HashMap::new();
+    };
+    let writes: Vec<(String, Value)> = message
+        .tool_uses()
+        .filter(|call| call.name == "Write")
+        .map(|call| (call.id.to_string(), call.input.clone()))
+        .collect();
+    if writes.is_empty() {
+        return HashMap::new();
+    }
+    tokio::task::spawn_blocking(move || {
+        writes
+            .into_iter()
+            .filter_map(|(id, input)| file_text(&input).map(|text| (id, text)))
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
 }
 
 impl Translator {
+    /// Files as they were before the coming Writes (from [`files_before`]).
+    pub(crate) fn remember_before(&mut self, before: HashMap<String, String>) {
+        self.before.extend(before);
+    }
+
     /// The updates that show `event` to the client (none for events a client has no use for).
     pub(crate) fn updates(&mut self, event: &Event) -> Vec<SessionUpdate> {
         match event {
@@ -40,11 +71,7 @@ impl Translator {
             Event::AssistantMessage { message } => message
                 .tool_uses()
                 .map(|call| {
-                    let before = if call.name == "Write" {
-                        file_text(call.input)
-                    } else {
-                        None
-                    };
+                    let before = self.before.remove(call.id);
                     self.calls.insert(
                         call.id.to_string(),
                         Call {
@@ -186,7 +213,6 @@ impl Translator {
             }
             ("Write", Some(path)) => {
                 let content = input["content"].as_str().unwrap_or_default();
-                let before = before.or_else(|| file_text(input));
                 vec![ToolCallContent::Diff(
                     Diff::new(path, content).old_text(before),
                 )]

@@ -568,6 +568,7 @@ impl KeelAgent {
                         tracing::warn!(session = %session.id, attempt, "model request failed, retrying: {error}");
                     }
                     other => {
+                        translator.remember_before(convert::files_before(other).await);
                         for update in translator.updates(other) {
                             cx.send_notification(SessionNotification::new(
                                 session.id.clone(),

@@ -163,9 +163,20 @@ async fn create_session(
     }
     let cwd = match (&request.cwd, &request.resume) {
         (Some(cwd), _) => checked_cwd(cwd)?,
-        (None, Some(id)) => stored_cwd(&state.base.home, &state.base.default_cwd, id)
-            .filter(|dir| dir.is_dir())
-            .unwrap_or_else(|| state.base.default_cwd.clone()),
+        (None, Some(id)) => {
+            // A resumed session runs where it ran before; finding that reads its transcript.
+            let (home, hint, id) = (
+                state.base.home.clone(),
+                state.base.default_cwd.clone(),
+                id.clone(),
+            );
+            tokio::task::spawn_blocking(move || stored_cwd(&home, &hint, &id))
+                .await
+                .ok()
+                .flatten()
+                .filter(|dir| dir.is_dir())
+                .unwrap_or_else(|| state.base.default_cwd.clone())
+        }
         (None, None) => state.base.default_cwd.clone(),
     };
     let mut options: SessionOptions = state.base.defaults.clone();
