@@ -171,6 +171,10 @@ pub enum Command {
     Hooks(crate::commands::hooks::HooksArgs),
     /// What the OS sandbox for shell commands can do here (`keel sandbox status`).
     Sandbox(crate::commands::sandbox::SandboxArgs),
+    /// Serve sessions over HTTP with Server-Sent Events (`keel serve --port 8642`).
+    Serve(crate::commands::serve::ServeArgs),
+    /// Speak the Agent Client Protocol on stdin/stdout, for editors such as Zed (`keel acp`).
+    Acp(crate::commands::acp::AcpArgs),
 }
 
 /// How print mode writes its output.
@@ -185,58 +189,35 @@ pub enum OutputFormat {
     StreamJson,
 }
 
-/// Splits `--allowedTools` values: each occurrence may hold several rules separated by commas
-/// or spaces (the Agent SDK joins them with commas), but a comma or space inside a rule's
-/// parentheses belongs to the rule.
-pub fn split_rules(values: &[String]) -> Vec<String> {
-    let mut rules = Vec::new();
-    for value in values {
-        let mut depth = 0usize;
-        let mut current = String::new();
-        for c in value.chars() {
-            match c {
-                '(' => {
-                    depth += 1;
-                    current.push(c);
-                }
-                ')' => {
-                    depth = depth.saturating_sub(1);
-                    current.push(c);
-                }
-                ',' | ' ' if depth == 0 => {
-                    if !current.trim().is_empty() {
-                        rules.push(current.trim().to_string());
-                    }
-                    current.clear();
-                }
-                _ => current.push(c),
-            }
+impl Args {
+    /// The per-session choices these flags make, for the session factory.
+    pub fn session_options(&self) -> keel_setup::SessionOptions {
+        keel_setup::SessionOptions {
+            model: self.model.clone(),
+            provider: self.provider.clone(),
+            base_url: self.base_url.clone(),
+            api_key_env: self.api_key_env.clone(),
+            replay: self.replay.clone(),
+            record: self.record.clone(),
+            thinking: self.thinking.clone(),
+            max_thinking_tokens: self.max_thinking_tokens,
+            max_turns: self.max_turns,
+            max_retries: self.max_retries,
+            system_prompt: self.system_prompt.clone(),
+            append_system_prompt: self.append_system_prompt.clone(),
+            add_dir: self.add_dir.clone(),
+            permission_mode: self.permission_mode.clone(),
+            dangerously_skip_permissions: self.dangerously_skip_permissions,
+            allowed_tools: self.allowed_tools.clone(),
+            disallowed_tools: self.disallowed_tools.clone(),
+            mcp_config: self.mcp_config.clone(),
+            strict_mcp_config: self.strict_mcp_config,
+            mcp_servers: Vec::new(),
+            continue_session: self.continue_session,
+            resume: self.resume.clone(),
+            session_id: self.session_id.clone(),
+            fork_session: self.fork_session,
+            editor: None,
         }
-        if !current.trim().is_empty() {
-            rules.push(current.trim().to_string());
-        }
-    }
-    rules
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rules_split_outside_parentheses_only() {
-        assert_eq!(
-            split_rules(&[
-                "Read,Bash(git diff:*),Edit".into(),
-                "Bash(npm run test *) Glob".into()
-            ]),
-            [
-                "Read",
-                "Bash(git diff:*)",
-                "Edit",
-                "Bash(npm run test *)",
-                "Glob"
-            ]
-        );
     }
 }

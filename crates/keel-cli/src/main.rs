@@ -3,17 +3,16 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
+use keel_setup::{Workspace, WorkspaceRequest};
 
 mod args;
 mod commands;
 mod print;
 mod render;
-mod setup;
 
 use args::{Args, Command};
-use setup::Workspace;
 
 fn main() -> ExitCode {
     // keel re-executes itself to confine a shell command: apply the sandbox, then exec the
@@ -47,8 +46,24 @@ fn init_logging() {
         .try_init();
 }
 
+/// The workspace of the current directory, with warnings printed to stderr.
+fn load_workspace(args: &Args) -> Result<Workspace> {
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    let home = std::env::home_dir()
+        .filter(|h| !h.as_os_str().is_empty())
+        .context("cannot determine your home directory; set HOME")?;
+    Ok(Workspace::load(WorkspaceRequest {
+        cwd,
+        home,
+        env: std::env::vars().collect(),
+        settings: args.settings.clone(),
+        setting_sources: args.setting_sources.clone(),
+        warn: std::sync::Arc::new(|warning| eprintln!("keel: warning: {warning}")),
+    })?)
+}
+
 fn run(mut args: Args) -> Result<ExitCode> {
-    let ws = Workspace::load(args.settings.as_deref(), args.setting_sources.as_deref())?;
+    let ws = load_workspace(&args)?;
     match args.command.take() {
         Some(Command::Config(command)) => commands::config::run(command, &ws),
         Some(Command::Permissions(command)) => commands::permissions::run(command, &args, &ws),
@@ -57,6 +72,8 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Mcp(command)) => commands::mcp::run(command, &args, &ws),
         Some(Command::Hooks(command)) => commands::hooks::run(command, &ws),
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
+        Some(Command::Serve(command)) => commands::serve::run(command, &args, &ws),
+        Some(Command::Acp(command)) => commands::acp::run(command, &args, &ws),
         None if args.print => print::run(&args, &ws),
         None => bail!(
             "the interactive terminal UI is not available in this version; use print mode: \

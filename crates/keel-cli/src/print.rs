@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::args::{Args, OutputFormat};
 use crate::render::{Renderer, RunInfo, outcome_message};
-use crate::setup::{Workspace, prepare};
+use keel_setup::{Workspace, prepare};
 
 /// Exit status after an interrupt, as shells report death by SIGINT.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -28,7 +28,7 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let prepared = prepare(args, ws, Approver::Unattended).await?;
+        let prepared = prepare(&args.session_options(), ws, Approver::Unattended).await?;
         let info = RunInfo {
             model: prepared.model,
             api_key_source: prepared.api_key_source,

@@ -1,5 +1,5 @@
 //! Third-party software the tests run against (MCP servers from npm and PyPI, the MCP
-//! conformance suite, the Python MCP SDK), installed on first use into `<checkout>/.peers`
+//! conformance suite, the Python MCP and ACP SDKs), installed on first use into `<checkout>/.peers`
 //! (ignored by git) so that `cargo test` works on a fresh machine with nothing but the
 //! package registries. Installing is idempotent and serialised across test processes.
 
@@ -48,7 +48,22 @@ pub fn ensure() -> PathBuf {
 }
 
 fn installed(dir: &Path) -> bool {
-    NEEDED.iter().all(|path| dir.join(path).exists())
+    NEEDED.iter().all(|path| dir.join(path).exists()) && has_python_package(dir, "acp")
+}
+
+/// Whether the venv has a package (its folder name; the Python version varies by machine).
+fn has_python_package(dir: &Path, package: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir.join("venv/lib")) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        entry
+            .path()
+            .join("site-packages")
+            .join(package)
+            .join("__init__.py")
+            .exists()
+    })
 }
 
 fn install(dir: &Path) {

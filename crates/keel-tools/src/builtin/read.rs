@@ -75,7 +75,7 @@ impl Tool for Read {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let ctx = ctx.clone();
         blocking(move || {
-            let (output, stamp) = read_window(&path, &ctx.current_dir(), offset, limit)?;
+            let (output, stamp) = read_window(&path, &ctx, offset, limit)?;
             ctx.record_read_as(&path, stamp);
             Ok(output)
         })
@@ -87,10 +87,11 @@ impl Tool for Read {
 /// also returns the file's stamp from before the read.
 fn read_window(
     path: &Path,
-    cwd: &Path,
+    ctx: &ToolContext,
     offset: usize,
     limit: usize,
 ) -> Result<(ToolOutput, FileStamp), ToolError> {
+    let cwd = &ctx.current_dir();
     let io_error = |source| ToolError::Io {
         path: path.to_path_buf(),
         source,
@@ -132,7 +133,19 @@ fn read_window(
             meta.len()
         )));
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, Cursor::new(sniff).chain(file));
+    // An editor's text (with its unsaved changes) replaces the disk's, once the disk has shown
+    // it is a text file.
+    let source: Box<dyn std::io::Read> = match ctx.editor.as_ref().and_then(|e| e.read_text(path)) {
+        Some(Ok(text)) => Box::new(Cursor::new(text.into_bytes())),
+        Some(Err(e)) => {
+            return Err(ToolError::Failed(format!(
+                "the editor could not read {}: {e}",
+                path.display()
+            )));
+        }
+        None => Box::new(Cursor::new(sniff).chain(file)),
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, source);
 
     let mut shown: Vec<String> = Vec::new();
     let mut line = Vec::new();
@@ -318,7 +331,12 @@ fn looks_binary(sniff: &[u8]) -> bool {
 
 #[cfg(test)]
 fn read(path: &Path, offset: usize, limit: usize) -> Result<ToolOutput, ToolError> {
-    read_window(path, Path::new("/"), offset, limit).map(|(output, _)| output)
+    let ctx = ToolContext::new(
+        Path::new("/"),
+        std::env::temp_dir(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    read_window(path, &ctx, offset, limit).map(|(output, _)| output)
 }
 
 #[cfg(test)]

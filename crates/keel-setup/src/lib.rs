@@ -1,5 +1,6 @@
-//! Turning arguments, settings and the environment into a ready session: the one place where
-//! keel's layers meet, so every frontend starts sessions the same way.
+//! Turning options, settings and the environment into a ready session: the one place where
+//! keel's layers meet, so every frontend (print mode, the HTTP server, ACP) starts sessions the
+//! same way.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, SourceSet};
 use keel_context::{Environment, GitStatus, PartKind, PromptInputs, PromptOptions, SystemPrompt};
 use keel_engine::{Approver, ContextSetup, HookSetup, Session, SessionConfig, SessionSetup};
@@ -21,7 +21,57 @@ use keel_session::{SessionStore, Totals, Transcript, TranscriptWriter};
 use keel_tools::{Sandbox, ToolContext, ToolRegistry};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{Args, split_rules};
+mod options;
+pub use options::{SessionOptions, split_rules};
+
+/// Why a session could not be set up. Every message names the flag, setting or file at fault
+/// and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A settings file is unreadable or invalid.
+    #[error(transparent)]
+    Settings(#[from] keel_config::SettingsError),
+    /// An option or setting has a value keel cannot use.
+    #[error("{0}")]
+    Invalid(String),
+    /// No model provider could be set up.
+    #[error(transparent)]
+    Provider(#[from] keel_model::SelectionError),
+    /// The MCP server configuration is invalid.
+    #[error(transparent)]
+    Mcp(#[from] keel_mcp::ConfigError),
+    /// A transcript could not be found, read or written.
+    #[error(transparent)]
+    Session(#[from] keel_session::SessionError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = SetupError> = std::result::Result<T, E>;
+
+/// Where warnings go (settings, rules, memory files, hooks, MCP servers): stderr for the CLI,
+/// the log and the client for the server.
+pub type WarningSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What a workspace is loaded from: the directory, home, environment and settings flags.
+#[derive(Clone)]
+pub struct WorkspaceRequest {
+    /// The working directory (absolute).
+    pub cwd: PathBuf,
+    /// The user's home directory.
+    pub home: PathBuf,
+    /// The process environment (the settings' `env` is added on top).
+    pub env: BTreeMap<String, String>,
+    /// `--settings`: a JSON file or JSON text.
+    pub settings: Option<String>,
+    /// `--setting-sources`: which settings files to read.
+    pub setting_sources: Option<String>,
+    /// Where warnings go.
+    pub warn: WarningSink,
+}
+
+fn bail<T>(message: impl Into<String>) -> Result<T> {
+    Err(SetupError::Invalid(message.into()))
+}
 
 /// Where keel runs: the working directory, home, and the settings read for it.
 pub struct Workspace {
@@ -39,6 +89,8 @@ pub struct Workspace {
     git: Mutex<Option<GitStatus>>,
     /// Skills, custom commands and agent definitions, read on first use.
     definitions: std::sync::OnceLock<Definitions>,
+    /// Where warnings go.
+    warn: WarningSink,
 }
 
 /// What the user defined in Markdown files: skills, custom slash commands, agents.
@@ -57,28 +109,32 @@ pub struct Definitions {
 const GIT_STATUS_WAIT: Duration = Duration::from_millis(15);
 
 impl Workspace {
-    /// Reads the settings for the current directory. Broken settings are an error naming file,
-    /// line, column and key; warnings are printed to stderr.
-    pub fn load(settings: Option<&str>, setting_sources: Option<&str>) -> Result<Self> {
-        let cwd = std::env::current_dir().context("cannot determine the current directory")?;
-        let home = std::env::home_dir()
-            .filter(|h| !h.as_os_str().is_empty())
-            .context("cannot determine your home directory; set HOME")?;
-        let sources = match setting_sources {
-            Some(text) => SourceSet::parse(text).map_err(anyhow::Error::msg)?,
+    /// Reads the settings for a directory. Broken settings are an error naming file, line,
+    /// column and key; warnings go to the request's sink.
+    pub fn load(request: WorkspaceRequest) -> Result<Self> {
+        let WorkspaceRequest {
+            cwd,
+            home,
+            env: process_env,
+            settings,
+            setting_sources,
+            warn,
+        } = request;
+        let sources = match setting_sources.as_deref() {
+            Some(text) => SourceSet::parse(text).map_err(SetupError::Invalid)?,
             None => SourceSet::default(),
         };
         let settings = keel_config::load(&LoadOptions {
             home: home.clone(),
             cwd: cwd.clone(),
             sources,
-            flag_settings: settings.map(str::to_string),
+            flag_settings: settings,
         })?;
         for warning in &settings.warnings {
-            eprintln!("keel: warning: {warning}");
+            warn(&warning.to_string());
         }
         let git = GitStatus::spawn(&cwd);
-        let mut env: BTreeMap<String, String> = std::env::vars().collect();
+        let mut env = process_env;
         env.extend(settings.effective.env.clone());
         Ok(Self {
             cwd,
@@ -88,6 +144,7 @@ impl Workspace {
             sources,
             git: Mutex::new(Some(git)),
             definitions: std::sync::OnceLock::new(),
+            warn,
         })
     }
 
@@ -109,7 +166,7 @@ impl Workspace {
                 .chain(&commands.warnings)
                 .chain(&agents.warnings)
             {
-                eprintln!("keel: warning: {warning}");
+                self.warn(&warning.to_string());
             }
             Definitions {
                 skills: skills.items,
@@ -117,6 +174,11 @@ impl Workspace {
                 agents: agents.items,
             }
         })
+    }
+
+    /// Reports a warning to whoever started this workspace.
+    pub fn warn(&self, warning: &str) {
+        (self.warn)(warning);
     }
 
     /// An environment variable, settings' `env` first.
@@ -135,10 +197,10 @@ impl Workspace {
     /// The permission policy: mode from the flags or settings, rules from every settings file
     /// and `--allowedTools`/`--disallowedTools`, working directories from `--add-dir` and
     /// `permissions.additionalDirectories`. Rules that do not parse are warnings.
-    pub fn policy(&self, args: &Args) -> Result<Policy> {
-        let mode = self.permission_mode(args)?;
+    pub fn policy(&self, opts: &SessionOptions) -> Result<Policy> {
+        let mode = self.permission_mode(opts)?;
         let mut policy = Policy::new(mode, &self.cwd, &self.home);
-        for dir in self.additional_dirs(&args.add_dir)? {
+        for dir in self.additional_dirs(&opts.add_dir)? {
             policy.add_working_dir(&dir);
         }
         let mut problems = Vec::new();
@@ -157,8 +219,8 @@ impl Workspace {
             );
         }
         for (flag, list, values) in [
-            ("--allowedTools", RuleList::Allow, &args.allowed_tools),
-            ("--disallowedTools", RuleList::Deny, &args.disallowed_tools),
+            ("--allowedTools", RuleList::Allow, &opts.allowed_tools),
+            ("--disallowedTools", RuleList::Deny, &opts.disallowed_tools),
         ] {
             let source = RuleSource::new(flag, self.cwd.clone());
             let rules = split_rules(values);
@@ -170,20 +232,20 @@ impl Workspace {
             );
         }
         for problem in problems {
-            eprintln!("keel: warning: {problem} (rule skipped)");
+            self.warn(&format!("{problem} (rule skipped)"));
         }
         Ok(policy)
     }
 
-    fn permission_mode(&self, args: &Args) -> Result<PermissionMode> {
-        let mode = if let Some(mode) = &args.permission_mode {
+    fn permission_mode(&self, opts: &SessionOptions) -> Result<PermissionMode> {
+        let mode = if let Some(mode) = &opts.permission_mode {
             mode.parse::<PermissionMode>()
-                .map_err(|e| anyhow::anyhow!("--permission-mode: {e}"))?
-        } else if args.dangerously_skip_permissions {
+                .map_err(|e| SetupError::Invalid(format!("--permission-mode: {e}")))?
+        } else if opts.dangerously_skip_permissions {
             PermissionMode::BypassPermissions
         } else if let Some(mode) = &self.settings.effective.permissions.default_mode {
             mode.parse::<PermissionMode>()
-                .map_err(|e| anyhow::anyhow!("permissions.defaultMode: {e}"))?
+                .map_err(|e| SetupError::Invalid(format!("permissions.defaultMode: {e}")))?
         } else {
             PermissionMode::Default
         };
@@ -196,10 +258,10 @@ impl Workspace {
                 .as_deref()
                 == Some("disable")
         {
-            bail!(
+            return bail(
                 "bypassPermissions mode is disabled by the setting \
                  permissions.disableBypassPermissionsMode; use --permission-mode acceptEdits or \
-                 allow rules instead"
+                 allow rules instead",
             );
         }
         Ok(mode)
@@ -220,11 +282,11 @@ impl Workspace {
                 Ok(rest) => self.home.join(rest),
                 Err(_) => self.cwd.join(&dir),
             };
-            let resolved = std::fs::canonicalize(&expanded).with_context(|| {
-                format!(
-                    "additional directory {}: no such directory; pass an existing directory",
+            let resolved = std::fs::canonicalize(&expanded).map_err(|e| {
+                SetupError::Invalid(format!(
+                    "additional directory {}: no such directory; pass an existing directory: {e}",
                     dir.display()
-                )
+                ))
             })?;
             if !dirs.contains(&resolved) {
                 dirs.push(resolved);
@@ -252,25 +314,30 @@ impl Workspace {
 
     /// The system prompt for this directory: keel's instructions, the environment, memory
     /// files and the user's additions; plus warnings about the memory files.
-    pub fn system_prompt(&self, args: &Args) -> Result<(SystemPrompt, Vec<MemoryWarning>)> {
-        let (prompt, warnings, _) = self.system_prompt_and_memory(args)?;
+    pub fn system_prompt(
+        &self,
+        opts: &SessionOptions,
+    ) -> Result<(SystemPrompt, Vec<MemoryWarning>)> {
+        let (prompt, warnings, _) = self.system_prompt_and_memory(opts)?;
         Ok((prompt, warnings))
     }
 
     /// [`Self::system_prompt`], and the memory files in it (for `/memory`).
     pub fn system_prompt_and_memory(
         &self,
-        args: &Args,
+        opts: &SessionOptions,
     ) -> Result<(
         SystemPrompt,
         Vec<MemoryWarning>,
         Vec<keel_config::MemoryFile>,
     )> {
-        let additional_dirs = self.additional_dirs(&args.add_dir)?;
+        let additional_dirs = self.additional_dirs(&opts.add_dir)?;
+        // A poisoned lock only means another thread panicked while taking the status; the
+        // Option inside is still valid.
         let git = self
             .git
             .lock()
-            .map_err(|_| anyhow::anyhow!("internal error: git status lock poisoned"))?
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
             .and_then(|git| git.join(GIT_STATUS_WAIT));
         let env = Environment::detect(&self.cwd, &additional_dirs).with_git_status(git);
@@ -282,8 +349,8 @@ impl Workspace {
             skills: skills.as_deref(),
             agents: None,
             options: &PromptOptions {
-                replace: args.system_prompt.clone(),
-                append: args.append_system_prompt.clone(),
+                replace: opts.system_prompt.clone(),
+                append: opts.append_system_prompt.clone(),
             },
         });
         Ok((prompt, memory.warnings, memory.files))
@@ -295,24 +362,24 @@ impl Workspace {
     }
 
     /// What the provider selection needs from the flags and settings.
-    fn provider_options(&self, args: &Args) -> Result<ProviderOptions> {
+    fn provider_options(&self, opts: &SessionOptions) -> Result<ProviderOptions> {
         let settings = &self.settings.effective;
-        let kind = match args.provider.as_deref().or(settings.provider.as_deref()) {
+        let kind = match opts.provider.as_deref().or(settings.provider.as_deref()) {
             Some(name) => Some(
                 name.parse::<ProviderKind>()
-                    .map_err(|e| anyhow::anyhow!("--provider: {e}"))?,
+                    .map_err(|e| SetupError::Invalid(format!("--provider: {e}")))?,
             ),
             None => None,
         };
-        let thinking_budget = match args.thinking.as_deref() {
+        let thinking_budget = match opts.thinking.as_deref() {
             Some("disabled" | "off" | "false") => None,
             Some("enabled" | "adaptive" | "on" | "true") => Some(DEFAULT_THINKING_BUDGET),
             Some(budget) => Some(budget.parse::<u32>().map_err(|_| {
-                anyhow::anyhow!(
+                SetupError::Invalid(format!(
                     "--thinking {budget:?}: give a token budget (e.g. 8000), enabled or disabled"
-                )
+                ))
             })?),
-            None => args.max_thinking_tokens.or_else(|| {
+            None => opts.max_thinking_tokens.or_else(|| {
                 settings.thinking_budget_tokens.or_else(|| {
                     (settings.always_thinking_enabled == Some(true))
                         .then_some(DEFAULT_THINKING_BUDGET)
@@ -321,14 +388,14 @@ impl Workspace {
         };
         Ok(ProviderOptions {
             kind,
-            base_url: args.base_url.clone().or_else(|| settings.base_url.clone()),
-            api_key_env: args
+            base_url: opts.base_url.clone().or_else(|| settings.base_url.clone()),
+            api_key_env: opts
                 .api_key_env
                 .clone()
                 .or_else(|| settings.api_key_env.clone()),
-            model: self.requested_model(args.model.as_deref(), kind),
-            replay_file: args.replay.as_ref().map(|p| self.cwd.join(p)),
-            max_retries: args.max_retries.or(settings.max_retries),
+            model: self.requested_model(opts.model.as_deref(), kind),
+            replay_file: opts.replay.as_ref().map(|p| self.cwd.join(p)),
+            max_retries: opts.max_retries.or(settings.max_retries),
             thinking_budget,
             ..ProviderOptions::default()
         })
@@ -337,21 +404,27 @@ impl Workspace {
     /// Prices: keel's table with the `pricing` setting on top.
     fn pricing(&self) -> Result<Pricing> {
         let overrides = self.settings.effective.pricing.clone().into_iter();
-        Pricing::with_overrides(overrides).map_err(|e| anyhow::anyhow!("pricing: {e}"))
+        Pricing::with_overrides(overrides).map_err(|e| SetupError::Invalid(format!("pricing: {e}")))
     }
 }
 
 impl Workspace {
-    /// The MCP servers configured for this directory: settings, `.mcp.json` and `--mcp-config`.
-    pub fn mcp_servers(&self, args: &Args) -> Result<Vec<keel_mcp::ServerConfig>> {
-        Ok(keel_mcp::load_servers(&keel_mcp::McpSources {
+    /// The MCP servers configured for this directory: settings, `.mcp.json` and `--mcp-config`,
+    /// then the servers the frontend defined (ACP's `session/new`), which win on a name clash.
+    pub fn mcp_servers(&self, opts: &SessionOptions) -> Result<Vec<keel_mcp::ServerConfig>> {
+        let mut servers = keel_mcp::load_servers(&keel_mcp::McpSources {
             project_root: Some(self.settings.project_root.clone()),
             settings_servers: self.settings.effective.mcp_servers.clone(),
-            flag_configs: args.mcp_config.clone(),
-            strict: args.strict_mcp_config,
+            flag_configs: opts.mcp_config.clone(),
+            strict: opts.strict_mcp_config,
             disabled_project_servers: self.settings.effective.disabled_mcpjson_servers.clone(),
             cwd: self.cwd.clone(),
-        })?)
+        })?;
+        for extra in &opts.mcp_servers {
+            servers.retain(|s| s.name != extra.name);
+            servers.push(extra.clone());
+        }
+        Ok(servers)
     }
 
     /// How MCP servers are started: the settings' `env` visible to `${VAR}` expansion.
@@ -386,16 +459,26 @@ pub struct Prepared {
     pub agents: Vec<String>,
     /// The skills.
     pub skills: Vec<String>,
+    /// The session's transcript file.
+    pub transcript_path: PathBuf,
+    /// Whether the session continues an earlier one (its history was loaded).
+    pub resumed: bool,
+    /// The permission mode the session starts in.
+    pub permission_mode: PermissionMode,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
 /// prompt, hooks, sandbox, and a new, continued, resumed or forked transcript.
-pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepared> {
-    let policy = ws.policy(args)?;
-    let options = ws.provider_options(args)?;
+pub async fn prepare(
+    opts: &SessionOptions,
+    ws: &Workspace,
+    approver: Approver,
+) -> Result<Prepared> {
+    let policy = ws.policy(opts)?;
+    let options = ws.provider_options(opts)?;
     let lookup = |name: &str| ws.var(name);
     // MCP servers start while the provider is chosen: neither waits for the other.
-    let servers = ws.mcp_servers(args)?;
+    let servers = ws.mcp_servers(opts)?;
     let (selected, mcp) = tokio::join!(keel_model::select(&options, &lookup), async {
         if servers.is_empty() {
             None
@@ -407,21 +490,21 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     if let Some(manager) = &mcp {
         for (name, status) in manager.statuses() {
             if let keel_mcp::ServerStatus::Failed(reason) = status {
-                eprintln!("keel: warning: MCP server {name} is not available: {reason}");
+                ws.warn(&format!("MCP server {name} is not available: {reason}"));
             }
         }
     }
-    let client: Arc<dyn ModelClient> = match &args.record {
+    let client: Arc<dyn ModelClient> = match &opts.record {
         Some(path) => Arc::new(
             RecordingClient::create(&ws.cwd.join(path), selected.client.clone())
                 .await
-                .with_context(|| format!("--record {}", path.display()))?,
+                .map_err(|e| SetupError::Invalid(format!("--record {}: {e}", path.display())))?,
         ),
         None => selected.client.clone(),
     };
-    let (prompt, memory_warnings, memory_files) = ws.system_prompt_and_memory(args)?;
+    let (prompt, memory_warnings, memory_files) = ws.system_prompt_and_memory(opts)?;
     for warning in &memory_warnings {
-        eprintln!("keel: warning: {warning}");
+        ws.warn(&warning.to_string());
     }
     // Skills are only worth listing when the model may load them.
     let skills_hidden = policy.is_hidden("Skill");
@@ -436,7 +519,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     }
     let mut config = SessionConfig::new(selected.model.clone(), system);
     config.max_tokens = selected.max_output_tokens;
-    config.max_turns = args.max_turns;
+    config.max_turns = opts.max_turns;
     config.retry = selected.retry;
     config.thinking = selected.thinking;
     config.cache = selected.cache;
@@ -449,11 +532,14 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
 
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path, earlier) =
-        open_transcript(args, ws, &store, &selected.model, &policy)?;
+        open_transcript(opts, ws, &store, &selected.model, &policy)?;
+    let resumed = !history.is_empty();
+    let permission_mode = policy.mode();
     let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
     let spill_dir = session_dir.join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
-    tool_ctx.additional_dirs = ws.additional_dirs(&args.add_dir)?;
+    tool_ctx.additional_dirs = ws.additional_dirs(&opts.add_dir)?;
+    tool_ctx.editor = opts.editor.clone();
     tool_ctx.env = Arc::new(
         ws.settings
             .effective
@@ -467,8 +553,11 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         policy.working_dirs(),
         &ws.home,
     ) {
-        let launcher = std::env::current_exe()
-            .context("the sandbox needs keel's own executable path, which is unavailable")?;
+        let launcher = std::env::current_exe().map_err(|e| {
+            SetupError::Invalid(format!(
+                "the sandbox needs keel's own executable path, which is unavailable: {e}"
+            ))
+        })?;
         tool_ctx.sandbox = Some(Arc::new(Sandbox {
             policy: sandbox,
             launcher,
@@ -477,11 +566,11 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
 
     let (hook_set, hook_warnings) = HookSet::from_loaded(&ws.settings);
     for warning in hook_warnings {
-        eprintln!("keel: warning: {warning}");
+        ws.warn(&warning.to_string());
     }
     let hooks = (!hook_set.list().is_empty()).then(|| HookSetup {
         set: hook_set,
-        transcript_path,
+        transcript_path: transcript_path.clone(),
         project_dir: ws.settings.project_root.clone(),
         env: ws.settings.effective.env.clone(),
     });
@@ -552,6 +641,9 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         max_output_tokens,
         context_window,
         mcp_servers,
+        transcript_path,
+        resumed,
+        permission_mode,
     })
 }
 
@@ -583,7 +675,7 @@ struct Earlier {
 /// Opens the session's transcript: a new one, or the one `--continue`/`--resume` names (with
 /// its history), or, with `--fork-session`, a new one that starts with that history.
 fn open_transcript(
-    args: &Args,
+    opts: &SessionOptions,
     ws: &Workspace,
     store: &SessionStore,
     model: &str,
@@ -595,27 +687,29 @@ fn open_transcript(
     PathBuf,
     Earlier,
 )> {
-    let resumed: Option<PathBuf> = if args.continue_session {
-        Some(store.latest(&ws.cwd)?.with_context(|| {
-            format!(
+    let resumed: Option<PathBuf> = if opts.continue_session {
+        Some(store.latest(&ws.cwd)?.ok_or_else(|| {
+            SetupError::Invalid(format!(
                 "no earlier session in {} to continue; start one with keel -p \"...\"",
                 ws.cwd.display()
-            )
+            ))
         })?)
     } else {
-        match args.resume.as_deref() {
+        match opts.resume.as_deref() {
             None => None,
-            Some("") => bail!("{}", resume_hint(store, &ws.cwd)?),
+            Some("") => return bail(resume_hint(store, &ws.cwd)?),
             Some(id) => Some(store.find(&ws.cwd, id)?),
         }
     };
     let Some(path) = resumed else {
-        let id = match &args.session_id {
+        let id = match &opts.session_id {
             Some(id) => {
                 keel_session::validate_id(id)?;
                 let path = store.path_for(&ws.cwd, id);
                 if path.exists() {
-                    bail!("session {id} already exists; use --resume {id} to continue it");
+                    return bail(format!(
+                        "session {id} already exists; use --resume {id} to continue it"
+                    ));
                 }
                 SessionId::from_string(id.clone())
             }
@@ -627,7 +721,7 @@ fn open_transcript(
     };
     let transcript = Transcript::read(&path)?;
     for warning in &transcript.warnings {
-        eprintln!("keel: warning: {warning}");
+        ws.warn(warning);
     }
     let conversation = transcript.conversation();
     let history = conversation.messages();
@@ -642,7 +736,7 @@ fn open_transcript(
         .file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
-    if !args.fork_session {
+    if !opts.fork_session {
         let writer = TranscriptWriter::open(&path, transcript.totals())?;
         return Ok((
             SessionId::from_string(old_id),
