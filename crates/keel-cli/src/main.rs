@@ -3,7 +3,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use std::io::IsTerminal;
+
+use anyhow::{Context, Result};
 use clap::Parser;
 use keel_setup::{Workspace, WorkspaceRequest};
 
@@ -75,9 +77,30 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Serve(command)) => commands::serve::run(command, &args, &ws),
         Some(Command::Acp(command)) => commands::acp::run(command, &args, &ws),
         None if args.print => print::run(&args, &ws),
-        None => bail!(
-            "the interactive terminal UI is not available in this version; use print mode: \
-             keel -p \"your prompt\" (see keel --help)"
-        ),
+        None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
+            interactive(&args, &ws)
+        }
+        None => {
+            eprintln!("keel: no terminal on stdin/stdout, so running in print mode (as keel -p)");
+            print::run(&args, &ws)
+        }
     }
+}
+
+/// The interactive terminal UI, on its own runtime.
+fn interactive(args: &Args, ws: &Workspace) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(keel_tui::run(
+        ws,
+        args.session_options(),
+        args.prompt.clone(),
+        env!("CARGO_PKG_VERSION"),
+    ));
+    // Tools may leave blocking work behind after an interrupt: don't wait for it.
+    runtime.shutdown_background();
+    result?;
+    Ok(ExitCode::SUCCESS)
 }

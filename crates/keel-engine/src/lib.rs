@@ -36,7 +36,7 @@ pub use emit::EventSender;
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
-pub use slash::{CostTotals, Extensions};
+pub use slash::{BUILTIN_COMMANDS, CostTotals, Extensions};
 
 use emit::{Emitter, lock};
 use permission::Permissions;

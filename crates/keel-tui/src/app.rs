@@ -1,0 +1,1291 @@
+//! The terminal UI's state: what the engine reported, what the user is typing, and what the
+//! viewport shows. Keys become [`Op`]s (sent through [`App::ops`]); [`Event`]s become lines in
+//! the scrollback or the live area. No agent logic lives here.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use keel_protocol::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PlanItem};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+use serde_json::Value;
+
+use crate::cells::{self, DIM};
+use crate::commands::{self, Command};
+use crate::input::Editor;
+use crate::markdown;
+
+/// The permission modes Shift+Tab cycles through, in order.
+const MODE_CYCLE: &[&str] = &["default", "acceptEdits", "plan"];
+/// Pasted text longer than this many characters (or lines) is shown as a placeholder.
+const PASTE_COLLAPSE_CHARS: usize = 800;
+const PASTE_COLLAPSE_LINES: usize = 10;
+/// How long a first Ctrl+C waits for a second one.
+const EXIT_WINDOW: Duration = Duration::from_secs(2);
+/// Most completion entries shown at once.
+const POPUP_ROWS: usize = 8;
+
+/// What the UI knows at start that the events do not say.
+#[derive(Debug, Clone, Default)]
+pub struct Startup {
+    /// The working directory.
+    pub cwd: PathBuf,
+    /// The model.
+    pub model: String,
+    /// The permission mode.
+    pub permission_mode: String,
+    /// The git branch, if in a repository.
+    pub branch: Option<String>,
+    /// Slash commands of the engine, with descriptions.
+    pub commands: Vec<(String, String)>,
+    /// Whether the session continues an earlier one.
+    pub resumed: bool,
+    /// keel's version.
+    pub version: String,
+    /// Prompts entered before, oldest first (for Up/Down and Ctrl+R).
+    pub history: Vec<String>,
+}
+
+/// A permission question waiting for the user's key.
+#[derive(Debug, Clone)]
+struct Approval {
+    request_id: String,
+    tool_name: String,
+    input: Value,
+    reason: String,
+    suggestions: Vec<String>,
+    selected: usize,
+    /// Typing the message that goes to the model with a denial.
+    deny_message: Option<Editor>,
+}
+
+/// A tool call that has started and not finished.
+#[derive(Debug, Clone)]
+struct Running {
+    id: String,
+    name: String,
+    input: Value,
+    started: Instant,
+    /// The latest thing a subagent under this call did.
+    activity: Option<String>,
+    /// The file's text before a Write, for its diff.
+    before: Option<String>,
+}
+
+/// What the user asked for that the frontend (not the engine) must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Leave keel.
+    Exit,
+    /// Run a shell command for `!` and show its output.
+    Shell(String),
+    /// Append a line to the project memory file (`#`).
+    Remember(String),
+    /// Copy text to the clipboard.
+    Copy(String),
+    /// Write the conversation as Markdown to this path.
+    Export(PathBuf),
+    /// Show `git diff` (or, with a prompt, send it to the model with that request).
+    GitDiff(Option<String>),
+    /// Run the configuration checks.
+    Doctor,
+}
+
+/// The whole UI state.
+pub struct App {
+    info: Startup,
+    width: u16,
+    height: u16,
+    /// Lines waiting to be printed above the viewport.
+    pending: Vec<Line<'static>>,
+    /// The answer being streamed, its Markdown source, and how many rendered lines of it are
+    /// already in the scrollback.
+    answer: String,
+    committed: usize,
+    thinking: bool,
+    running: Option<Instant>,
+    output_chars: usize,
+    tools: Vec<Running>,
+    finished_inputs: HashMap<String, (String, Value, Option<String>)>,
+    /// Files as they were before the Write calls of the last message.
+    before: HashMap<String, Option<String>>,
+    approval: Option<Approval>,
+    plan: Vec<PlanItem>,
+    editor: Editor,
+    history: Vec<String>,
+    history_pos: Option<usize>,
+    history_draft: String,
+    search: Option<String>,
+    stash: Option<String>,
+    pastes: Vec<String>,
+    popup_selected: usize,
+    popup_dismissed: bool,
+    commands: Vec<Command>,
+    files: Vec<String>,
+    pinned: Vec<String>,
+    expanded: bool,
+    ctrl_c_at: Option<Instant>,
+    esc_at: Option<Instant>,
+    hint: Option<(String, Instant)>,
+    mode: String,
+    context: Option<(u64, u64)>,
+    cost: f64,
+    conversation: Vec<(String, String)>,
+    last_answer: String,
+    pending_context: Vec<String>,
+    think_next: bool,
+    ops: Vec<Op>,
+    actions: Vec<Action>,
+    tick: u64,
+}
+
+impl App {
+    /// A fresh UI for a terminal of this size.
+    pub fn new(info: Startup, width: u16, height: u16) -> Self {
+        let mode = info.permission_mode.clone();
+        let commands = commands::all(&info.commands);
+        let history = info.history.clone();
+        let mut app = Self {
+            info,
+            width,
+            height,
+            pending: Vec::new(),
+            answer: String::new(),
+            committed: 0,
+            thinking: false,
+            running: None,
+            output_chars: 0,
+            tools: Vec::new(),
+            finished_inputs: HashMap::new(),
+            before: HashMap::new(),
+            approval: None,
+            plan: Vec::new(),
+            editor: Editor::default(),
+            history,
+            history_pos: None,
+            history_draft: String::new(),
+            search: None,
+            stash: None,
+            pastes: Vec::new(),
+            popup_selected: 0,
+            popup_dismissed: false,
+            commands,
+            files: Vec::new(),
+            pinned: Vec::new(),
+            expanded: false,
+            ctrl_c_at: None,
+            esc_at: None,
+            hint: None,
+            mode,
+            context: None,
+            cost: 0.0,
+            conversation: Vec::new(),
+            last_answer: String::new(),
+            pending_context: Vec::new(),
+            think_next: false,
+            ops: Vec::new(),
+            actions: Vec::new(),
+            tick: 0,
+        };
+        app.banner();
+        app
+    }
+
+    fn banner(&mut self) {
+        let line = Line::from(vec![
+            Span::styled("✻ keel ", Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD)),
+            Span::styled(
+                format!(
+                    "{} · {} · {}",
+                    self.info.version,
+                    self.info.model,
+                    self.info.cwd.display()
+                ),
+                DIM,
+            ),
+        ]);
+        self.pending.push(line);
+        let tip = if self.info.resumed {
+            "Resumed the session. / for commands, esc to interrupt, ctrl+c twice to exit"
+        } else {
+            "/ for commands, @ for files, ! for shell, # to remember, esc to interrupt"
+        };
+        self.pending.push(Line::styled(tip, DIM));
+    }
+
+    /// The files `@` completes, found by a gitignore-aware walk.
+    pub fn set_files(&mut self, files: Vec<String>) {
+        self.files = files;
+    }
+
+    /// Ops produced since the last call, to send to the engine.
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        std::mem::take(&mut self.ops)
+    }
+
+    /// Frontend actions produced since the last call.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    /// Lines to print above the viewport (the stream's finished lines are moved there first).
+    pub fn take_scrollback(&mut self) -> Vec<Line<'static>> {
+        self.commit_answer(false);
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Whether a run is in progress.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The prompts entered, oldest first.
+    pub fn history(&self) -> &[String] {
+        &self.history
+    }
+
+    /// The terminal changed size.
+    pub fn resize(&mut self, width: u16, height: u16) {
+        self.width = width;
+        self.height = height;
+    }
+
+    /// Advances the spinner.
+    pub fn on_tick(&mut self) {
+        self.tick = self.tick.wrapping_add(1);
+    }
+
+    /// Prints lines (output of a frontend action) into the conversation.
+    pub fn print(&mut self, lines: Vec<Line<'static>>) {
+        self.pending.extend(lines);
+    }
+
+    /// Prints a dim message.
+    pub fn say(&mut self, text: &str) {
+        let lines = cells::notice(text, false, self.width);
+        self.pending.extend(lines);
+    }
+
+    /// Output of a `!` command: shown, and sent to the model with the next prompt.
+    pub fn shell_output(&mut self, command: &str, output: &str) {
+        let shown = cells::notice(output.trim_end(), false, self.width);
+        self.pending.extend(shown);
+        self.pending_context.push(format!(
+            "<bash-input>{command}</bash-input>\n<bash-stdout>{}</bash-stdout>",
+            output.trim_end()
+        ));
+    }
+
+    // ----- events -----
+
+    /// Takes in one engine event.
+    pub fn on_event(&mut self, event: Event) {
+        match event {
+            Event::SessionStarted {
+                model,
+                permission_mode,
+                ..
+            } => {
+                self.info.model = model;
+                self.mode = permission_mode;
+            }
+            Event::UserMessage { .. } | Event::TurnStarted { .. } => {}
+            Event::TextDelta { text } => {
+                self.thinking = false;
+                self.output_chars += text.len();
+                self.answer.push_str(&text);
+            }
+            Event::ThinkingDelta { text } => {
+                self.thinking = true;
+                self.output_chars += text.len();
+            }
+            Event::AssistantMessage { message } => {
+                self.commit_answer(true);
+                // The file a Write replaces, read now: the call has not been approved or run
+                // yet, so this is the text before it.
+                for call in message.tool_uses() {
+                    if call.name == "Write"
+                        && let Some(path) = call.input["file_path"].as_str()
+                    {
+                        let before = read_small(&self.info.cwd.join(path));
+                        self.before.insert(call.id.to_string(), before);
+                    }
+                }
+                let text = message.text();
+                if !text.trim().is_empty() {
+                    self.last_answer = text.clone();
+                    self.conversation.push(("assistant".into(), text));
+                }
+            }
+            Event::ToolCallStarted {
+                tool_use_id,
+                name,
+                input,
+            } => {
+                self.commit_answer(true);
+                let before = self.before.remove(&tool_use_id).flatten();
+                self.tools.push(Running {
+                    id: tool_use_id,
+                    name,
+                    input,
+                    started: Instant::now(),
+                    activity: None,
+                    before,
+                });
+            }
+            Event::ToolResult {
+                tool_use_id,
+                tool_name,
+                content,
+                is_error,
+                structured,
+            } => {
+                let running = self
+                    .tools
+                    .iter()
+                    .position(|t| t.id == tool_use_id)
+                    .map(|i| self.tools.remove(i));
+                let (input, before) = running
+                    .map(|r| (r.input, r.before))
+                    .unwrap_or((Value::Null, None));
+                let output = content.text();
+                let created = structured
+                    .as_ref()
+                    .is_some_and(|s| s["type"] == "create");
+                let before = if created { None } else { before };
+                let entry = cells::ToolEntry {
+                    name: &tool_name,
+                    input: &input,
+                    output: &output,
+                    is_error,
+                    structured: structured.as_ref(),
+                    before: before.as_deref(),
+                };
+                let lines = cells::tool_entry(&entry, &self.info.cwd, self.expanded, self.width);
+                self.pending.extend(lines);
+                self.pending.push(Line::default());
+                self.finished_inputs
+                    .insert(tool_use_id, (tool_name, input, Some(output)));
+            }
+            Event::ApprovalRequested {
+                request_id,
+                tool_name,
+                input,
+                reason,
+                suggestions,
+                ..
+            } => {
+                self.commit_answer(true);
+                self.approval = Some(Approval {
+                    request_id,
+                    tool_name,
+                    input,
+                    reason,
+                    suggestions,
+                    selected: 0,
+                    deny_message: None,
+                });
+            }
+            Event::PermissionDenied { reason, .. } => {
+                let lines = cells::notice(&format!("  ⎿  {reason}"), true, self.width);
+                self.pending.extend(lines);
+            }
+            Event::Retrying {
+                attempt,
+                max_retries,
+                delay_ms,
+                error,
+            } => {
+                let text = format!(
+                    "retrying ({attempt}/{max_retries}) in {:.1}s: {error}",
+                    delay_ms as f64 / 1000.0
+                );
+                let lines = cells::notice(&text, true, self.width);
+                self.pending.extend(lines);
+            }
+            Event::ContextUsage {
+                used_tokens,
+                window_tokens,
+            } => self.context = Some((used_tokens, window_tokens)),
+            Event::Compacted {
+                tokens_before,
+                tokens_after,
+                ..
+            } => self.say(&format!(
+                "conversation compacted ({tokens_before} → {tokens_after} tokens)"
+            )),
+            Event::PlanUpdated { items } => self.plan = items,
+            Event::PermissionModeChanged { mode } => self.mode = mode,
+            Event::ModelChanged { model } => self.info.model = model,
+            Event::Notice { level, message } => {
+                let lines = cells::notice(&message, level == NoticeLevel::Warning, self.width);
+                self.pending.extend(lines);
+            }
+            Event::CommandOutput { text, .. } => {
+                let lines = cells::notice(text.trim_end(), false, self.width);
+                self.pending.extend(lines);
+            }
+            Event::Subagent {
+                parent_tool_use_id,
+                event,
+            } => {
+                let activity = match *event {
+                    Event::ToolCallStarted { name, input, .. } => {
+                        Some(format!("{name}({})", cells::tool_argument(&name, &input, &self.info.cwd)))
+                    }
+                    Event::TextDelta { .. } => Some("writing…".to_string()),
+                    _ => None,
+                };
+                if let Some(activity) = activity
+                    && let Some(tool) = self.tools.iter_mut().find(|t| t.id == parent_tool_use_id)
+                {
+                    tool.activity = Some(activity);
+                }
+            }
+            Event::RunFinished {
+                outcome,
+                total_cost_usd,
+                ..
+            } => {
+                self.commit_answer(true);
+                self.cost += total_cost_usd;
+                self.tools.clear();
+                self.approval = None;
+                self.running = None;
+                self.thinking = false;
+                match outcome {
+                    Outcome::Success => {}
+                    Outcome::Interrupted => {
+                        let lines = cells::notice("  ⎿  Interrupted · what should keel do instead?", true, self.width);
+                        self.pending.extend(lines);
+                    }
+                    Outcome::MaxTurns { max_turns } => {
+                        let lines = cells::error(&format!("stopped after {max_turns} turns (--max-turns)"), self.width);
+                        self.pending.extend(lines);
+                    }
+                    Outcome::Error { message } => {
+                        let lines = cells::error(&message, self.width);
+                        self.pending.extend(lines);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves the finished lines of the streamed answer to the scrollback; `all` moves the rest
+    /// too (the message ended).
+    fn commit_answer(&mut self, all: bool) {
+        if self.answer.is_empty() {
+            return;
+        }
+        let width = self.width.saturating_sub(2).max(10);
+        let done = if all {
+            self.answer.len()
+        } else {
+            match self.answer.rfind('\n') {
+                Some(i) => i + 1,
+                None => return,
+            }
+        };
+        let lines = markdown::render(&self.answer[..done], width);
+        // The last rendered line of a partial answer may still grow (a list item, a paragraph
+        // without its final newline); keep it back unless the answer ended.
+        let ready = if all { lines.len() } else { lines.len().saturating_sub(0) };
+        if ready > self.committed {
+            let first = self.committed == 0;
+            for (i, line) in lines[self.committed..ready].iter().enumerate() {
+                let lead = if first && i == 0 { "● " } else { "  " };
+                let mut spans = vec![Span::raw(lead)];
+                spans.extend(line.spans.iter().cloned());
+                self.pending.push(Line::from(spans));
+            }
+            self.committed = ready;
+        }
+        if all {
+            self.answer.clear();
+            self.committed = 0;
+            self.pending.push(Line::default());
+        }
+    }
+
+    // ----- keys -----
+
+    /// Text pasted into the terminal (bracketed paste).
+    pub fn on_paste(&mut self, text: &str) {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        if let Some(approval) = self.approval.as_mut()
+            && let Some(message) = approval.deny_message.as_mut()
+        {
+            message.insert(&text);
+            return;
+        }
+        let lines = text.lines().count();
+        if text.len() > PASTE_COLLAPSE_CHARS || lines > PASTE_COLLAPSE_LINES {
+            self.pastes.push(text);
+            let n = self.pastes.len();
+            self.editor
+                .insert(&format!("[Pasted text #{n} +{lines} lines]"));
+        } else {
+            self.editor.insert(&text);
+        }
+        self.popup_dismissed = false;
+    }
+
+    /// One key press.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if key.kind == KeyEventKind::Release {
+            return;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if ctrl && key.code == KeyCode::Char('c') {
+            self.ctrl_c();
+            return;
+        }
+        if self.approval.is_some() {
+            self.approval_key(key);
+            return;
+        }
+        if self.search.is_some() {
+            self.search_key(key);
+            return;
+        }
+        let alt = key.modifiers.contains(KeyModifiers::ALT);
+        let shift = key.modifiers.contains(KeyModifiers::SHIFT);
+        let popup = self.popup();
+        match key.code {
+            KeyCode::Esc => {
+                if !popup.is_empty() && !self.popup_dismissed {
+                    self.popup_dismissed = true;
+                } else if self.running.is_some() {
+                    self.ops.push(Op::Interrupt);
+                } else if self.esc_at.is_some_and(|t| t.elapsed() < Duration::from_millis(800)) {
+                    self.esc_at = None;
+                    // Esc Esc: the previous prompt comes back to edit and send again.
+                    if let Some(last) = self.history.last() {
+                        self.editor.set(last.clone());
+                    }
+                } else {
+                    self.esc_at = Some(Instant::now());
+                }
+            }
+            KeyCode::Enter if shift || alt => self.editor.insert("\n"),
+            KeyCode::Char('j') if ctrl => self.editor.insert("\n"),
+            KeyCode::Enter => {
+                if !popup.is_empty() && !self.popup_dismissed {
+                    let submit = self.accept_completion(&popup);
+                    if !submit {
+                        return;
+                    }
+                }
+                if self.editor.text().ends_with('\\') {
+                    self.editor.backspace();
+                    self.editor.insert("\n");
+                    return;
+                }
+                self.submit();
+            }
+            KeyCode::Tab => {
+                if !popup.is_empty() {
+                    self.accept_completion(&popup);
+                }
+            }
+            KeyCode::BackTab => self.cycle_mode(),
+            KeyCode::Up if !popup.is_empty() && !self.popup_dismissed => {
+                self.popup_selected = self.popup_selected.saturating_sub(1);
+            }
+            KeyCode::Down if !popup.is_empty() && !self.popup_dismissed => {
+                self.popup_selected = (self.popup_selected + 1).min(popup.len() - 1);
+            }
+            KeyCode::Up => {
+                if self.editor.on_first_line() {
+                    self.history_prev();
+                } else {
+                    self.editor.up();
+                }
+            }
+            KeyCode::Down => {
+                if self.editor.on_last_line() {
+                    self.history_next();
+                } else {
+                    self.editor.down();
+                }
+            }
+            KeyCode::Left if ctrl || alt => self.editor.word_left(),
+            KeyCode::Right if ctrl || alt => self.editor.word_right(),
+            KeyCode::Left => self.editor.left(),
+            KeyCode::Right => self.editor.right(),
+            KeyCode::Home => self.editor.home(),
+            KeyCode::End => self.editor.end(),
+            KeyCode::Backspace if alt => self.editor.delete_word(),
+            KeyCode::Backspace => self.editor.backspace(),
+            KeyCode::Delete => self.editor.delete(),
+            KeyCode::Char(c) if ctrl => match c {
+                'a' => self.editor.home(),
+                'e' => self.editor.end(),
+                'b' => self.editor.left(),
+                'f' => self.editor.right(),
+                'u' => self.editor.kill_to_start(),
+                'k' => self.editor.kill_to_end(),
+                'w' => self.editor.delete_word(),
+                'd' => {
+                    if self.editor.is_empty() {
+                        self.actions.push(Action::Exit);
+                    } else {
+                        self.editor.delete();
+                    }
+                }
+                'o' => {
+                    self.expanded = !self.expanded;
+                    self.hint(if self.expanded {
+                        "tool calls expanded (ctrl+o to collapse)"
+                    } else {
+                        "tool calls collapsed"
+                    });
+                }
+                's' => self.toggle_stash(),
+                'r' => self.search = Some(String::new()),
+                'l' => {}
+                _ => {}
+            },
+            KeyCode::Char('b') if alt => self.editor.word_left(),
+            KeyCode::Char('f') if alt => self.editor.word_right(),
+            KeyCode::Char(c) => {
+                self.editor.insert(c.encode_utf8(&mut [0; 4]));
+                self.popup_selected = 0;
+                self.popup_dismissed = false;
+                self.history_pos = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn hint(&mut self, text: &str) {
+        self.hint = Some((text.to_string(), Instant::now()));
+    }
+
+    fn ctrl_c(&mut self) {
+        if self.running.is_some() {
+            if let Some(approval) = self.approval.take() {
+                self.ops.push(Op::Approval {
+                    request_id: approval.request_id,
+                    answer: ApprovalAnswer::Deny {
+                        message: "The user interrupted.".into(),
+                    },
+                });
+            }
+            self.ops.push(Op::Interrupt);
+            self.ctrl_c_at = Some(Instant::now());
+            return;
+        }
+        if !self.editor.is_empty() {
+            self.editor.take();
+            return;
+        }
+        if self.ctrl_c_at.is_some_and(|t| t.elapsed() < EXIT_WINDOW) {
+            self.actions.push(Action::Exit);
+        } else {
+            self.ctrl_c_at = Some(Instant::now());
+            self.hint("Press Ctrl-C again to exit");
+        }
+    }
+
+    fn cycle_mode(&mut self) {
+        let i = MODE_CYCLE.iter().position(|m| *m == self.mode);
+        let next = match i {
+            Some(i) => MODE_CYCLE[(i + 1) % MODE_CYCLE.len()],
+            None => MODE_CYCLE[0],
+        };
+        self.ops.push(Op::SetPermissionMode { mode: next.into() });
+        self.mode = next.to_string();
+    }
+
+    fn toggle_stash(&mut self) {
+        if self.editor.is_empty() {
+            if let Some(text) = self.stash.take() {
+                self.editor.set(text);
+            }
+        } else {
+            self.stash = Some(self.editor.take());
+            self.hint("input stashed (ctrl+s on an empty prompt restores it)");
+        }
+    }
+
+    fn history_prev(&mut self) {
+        if self.history.is_empty() {
+            return;
+        }
+        let pos = match self.history_pos {
+            None => {
+                self.history_draft = self.editor.text().to_string();
+                self.history.len() - 1
+            }
+            Some(0) => 0,
+            Some(p) => p - 1,
+        };
+        self.history_pos = Some(pos);
+        self.editor.set(self.history[pos].clone());
+    }
+
+    fn history_next(&mut self) {
+        match self.history_pos {
+            None => {}
+            Some(p) if p + 1 < self.history.len() => {
+                self.history_pos = Some(p + 1);
+                self.editor.set(self.history[p + 1].clone());
+            }
+            Some(_) => {
+                self.history_pos = None;
+                let draft = std::mem::take(&mut self.history_draft);
+                self.editor.set(draft);
+            }
+        }
+    }
+
+    fn search_match(&self) -> Option<&String> {
+        let query = self.search.as_deref()?;
+        self.history
+            .iter()
+            .rev()
+            .find(|h| !query.is_empty() && h.contains(query))
+    }
+
+    fn search_key(&mut self, key: KeyEvent) {
+        let Some(query) = self.search.as_mut() else {
+            return;
+        };
+        match key.code {
+            KeyCode::Esc => self.search = None,
+            KeyCode::Enter | KeyCode::Tab => {
+                if let Some(found) = self.search_match().cloned() {
+                    self.editor.set(found);
+                }
+                self.search = None;
+            }
+            KeyCode::Backspace => {
+                query.pop();
+            }
+            KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => query.push(c),
+            _ => {}
+        }
+    }
+
+    fn approval_key(&mut self, key: KeyEvent) {
+        let Some(approval) = self.approval.as_mut() else {
+            return;
+        };
+        if let Some(message) = approval.deny_message.as_mut() {
+            match key.code {
+                KeyCode::Enter => {
+                    let text = message.take();
+                    let text = if text.trim().is_empty() {
+                        "The user denied this.".to_string()
+                    } else {
+                        text
+                    };
+                    self.answer_approval(ApprovalAnswer::Deny { message: text });
+                }
+                KeyCode::Esc => approval.deny_message = None,
+                KeyCode::Backspace => message.backspace(),
+                KeyCode::Left => message.left(),
+                KeyCode::Right => message.right(),
+                KeyCode::Char(c) => message.insert(c.encode_utf8(&mut [0; 4])),
+                _ => {}
+            }
+            return;
+        }
+        let choice = match key.code {
+            KeyCode::Char('1' | 'y') => Some(0),
+            KeyCode::Char('2' | 'a') => Some(1),
+            KeyCode::Char('3' | 'n') => Some(2),
+            KeyCode::Up => {
+                approval.selected = approval.selected.saturating_sub(1);
+                None
+            }
+            KeyCode::Down => {
+                approval.selected = (approval.selected + 1).min(2);
+                None
+            }
+            KeyCode::Enter => Some(approval.selected),
+            KeyCode::Esc => {
+                self.answer_approval(ApprovalAnswer::Deny {
+                    message: "The user denied this.".into(),
+                });
+                return;
+            }
+            _ => None,
+        };
+        match choice {
+            Some(0) => self.answer_approval(ApprovalAnswer::AllowOnce {
+                updated_input: None,
+            }),
+            Some(1) => {
+                let rules = approval_rules(approval);
+                self.answer_approval(ApprovalAnswer::AllowAlways { rules });
+            }
+            Some(_) => approval.deny_message = Some(Editor::default()),
+            None => {}
+        }
+    }
+
+    fn answer_approval(&mut self, answer: ApprovalAnswer) {
+        if let Some(approval) = self.approval.take() {
+            if let ApprovalAnswer::Deny { message } = &answer {
+                let lines = cells::notice(&format!("  ⎿  Denied: {message}"), true, self.width);
+                self.pending.extend(lines);
+            }
+            self.ops.push(Op::Approval {
+                request_id: approval.request_id,
+                answer,
+            });
+        }
+    }
+
+    // ----- completion -----
+
+    /// The completion list for what is being typed: commands after a leading `/`, files after
+    /// `@`.
+    fn popup(&self) -> Vec<(String, String)> {
+        let text = self.editor.text();
+        if text.starts_with('/') && !text.contains(char::is_whitespace) {
+            return commands::matching(&self.commands, &text[1..])
+                .into_iter()
+                .map(|c| (format!("/{}", c.name), c.description.clone()))
+                .collect();
+        }
+        let (_, word) = self.editor.current_word();
+        if let Some(query) = word.strip_prefix('@') {
+            return fuzzy_files(&self.files, query)
+                .into_iter()
+                .map(|f| (format!("@{f}"), String::new()))
+                .collect();
+        }
+        Vec::new()
+    }
+
+    /// Puts the selected completion in the editor; returns whether Enter should also submit.
+    fn accept_completion(&mut self, popup: &[(String, String)]) -> bool {
+        let Some((choice, _)) = popup.get(self.popup_selected.min(popup.len().saturating_sub(1)))
+        else {
+            return true;
+        };
+        if choice.starts_with('/') {
+            let exact = self.editor.text() == choice;
+            self.editor.set(format!("{choice} "));
+            self.popup_selected = 0;
+            // Enter on a command runs it, as in Claude Code; Tab only completes.
+            return exact || !self.editor.text().is_empty();
+        }
+        let (start, _) = self.editor.current_word();
+        self.editor.replace_before_cursor(start, &format!("{choice} "));
+        self.popup_selected = 0;
+        false
+    }
+
+    // ----- submitting -----
+
+    /// Submits text as if typed and sent with Enter (a prompt given on the command line).
+    pub fn submit_text(&mut self, text: &str) {
+        self.editor.set(text);
+        self.submit();
+    }
+
+    fn submit(&mut self) {
+        let raw = self.editor.take();
+        let text = raw.trim().to_string();
+        self.popup_dismissed = false;
+        self.history_pos = None;
+        if text.is_empty() {
+            return;
+        }
+        if self.history.last() != Some(&text) {
+            self.history.push(text.clone());
+        }
+        // Placeholders of collapsed pastes become the text again.
+        let mut expanded = text.clone();
+        for (i, paste) in self.pastes.iter().enumerate() {
+            let lines = paste.lines().count();
+            expanded = expanded.replace(&format!("[Pasted text #{} +{lines} lines]", i + 1), paste);
+        }
+        if let Some(command) = text.strip_prefix('!') {
+            let lines = cells::user_prompt(&text, self.width);
+            self.pending.extend(lines);
+            self.actions.push(Action::Shell(command.trim().to_string()));
+            return;
+        }
+        if let Some(note) = text.strip_prefix('#') {
+            self.actions.push(Action::Remember(note.trim().to_string()));
+            return;
+        }
+        if let Some(rest) = text.strip_prefix('/')
+            && self.local_command(rest)
+        {
+            return;
+        }
+        let lines = cells::user_prompt(&text, self.width);
+        self.pending.extend(lines);
+        self.send_prompt(expanded);
+    }
+
+    fn send_prompt(&mut self, text: String) {
+        let mut prompt = String::new();
+        for context in self.pending_context.drain(..) {
+            prompt.push_str(&context);
+            prompt.push_str("\n\n");
+        }
+        prompt.push_str(&text);
+        if !self.pinned.is_empty() && !text.starts_with('/') {
+            prompt.push_str("\n\n");
+            let mentions: Vec<String> = self.pinned.iter().map(|p| format!("@{p}")).collect();
+            prompt.push_str(&mentions.join(" "));
+        }
+        if std::mem::take(&mut self.think_next) && !text.starts_with('/') {
+            prompt.push_str("\n\nThink hard about this.");
+        }
+        self.conversation.push(("user".into(), text));
+        self.ops.push(Op::UserInput { text: prompt });
+        if self.running.is_none() {
+            self.running = Some(Instant::now());
+            self.output_chars = 0;
+        }
+    }
+
+    /// Commands the UI handles itself; false hands the text to the engine.
+    fn local_command(&mut self, line: &str) -> bool {
+        let (name, args) = match line.split_once(char::is_whitespace) {
+            Some((n, a)) => (n, a.trim()),
+            None => (line, ""),
+        };
+        let echo = |app: &mut Self| {
+            let lines = cells::user_prompt(&format!("/{line}"), app.width);
+            app.pending.extend(lines);
+        };
+        match name {
+            "exit" | "quit" => self.actions.push(Action::Exit),
+            "version" => {
+                echo(self);
+                self.say(&format!("keel {}", self.info.version));
+            }
+            "mode" if !args.is_empty() => {
+                echo(self);
+                self.ops.push(Op::SetPermissionMode { mode: args.into() });
+            }
+            "mode" => {
+                echo(self);
+                self.say(&format!(
+                    "permission mode: {} (shift+tab cycles {}; /mode <mode> sets one)",
+                    self.mode,
+                    MODE_CYCLE.join(" → ")
+                ));
+            }
+            "plan" => {
+                echo(self);
+                self.ops.push(Op::SetPermissionMode { mode: "plan".into() });
+            }
+            "think" => {
+                echo(self);
+                self.think_next = true;
+                self.say("the next prompt asks the model to think hard");
+            }
+            "effort" => {
+                echo(self);
+                let effort = if args.is_empty() { "medium" } else { args };
+                self.think_next = effort == "high";
+                self.say(&format!("reasoning effort: {effort}"));
+            }
+            "add" if !args.is_empty() => {
+                echo(self);
+                for path in args.split_whitespace() {
+                    let path = path.trim_start_matches('@').to_string();
+                    if !self.pinned.contains(&path) {
+                        self.pinned.push(path);
+                    }
+                }
+                self.say(&format!("pinned: {}", self.pinned.join(", ")));
+            }
+            "files" | "add" => {
+                echo(self);
+                if self.pinned.is_empty() {
+                    self.say("no files pinned (/add <path> pins one to every message)");
+                } else {
+                    self.say(&format!("pinned: {}", self.pinned.join(", ")));
+                }
+            }
+            "copy" => {
+                echo(self);
+                self.actions.push(Action::Copy(self.last_answer.clone()));
+            }
+            "export" => {
+                echo(self);
+                let path = if args.is_empty() {
+                    "keel-conversation.md"
+                } else {
+                    args
+                };
+                self.actions.push(Action::Export(self.info.cwd.join(path)));
+            }
+            "diff" => {
+                echo(self);
+                self.actions.push(Action::GitDiff(None));
+            }
+            "review" => {
+                echo(self);
+                self.actions.push(Action::GitDiff(Some(format!(
+                    "Review these uncommitted changes: point out bugs, risks and missing tests, most important first.{}",
+                    if args.is_empty() { String::new() } else { format!(" Focus: {args}") }
+                ))));
+            }
+            "commit" => {
+                echo(self);
+                self.send_prompt(
+                    "Commit the uncommitted changes: look at git status and git diff, then run git add and git commit with a concise message that says why."
+                        .to_string(),
+                );
+            }
+            "doctor" => {
+                echo(self);
+                self.actions.push(Action::Doctor);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The conversation as Markdown, for `/export`.
+    pub fn export_markdown(&self) -> String {
+        let mut out = String::from("# keel conversation\n\n");
+        for (who, text) in &self.conversation {
+            let heading = if who == "user" { "## You" } else { "## keel" };
+            out.push_str(&format!("{heading}\n\n{text}\n\n"));
+        }
+        out
+    }
+
+    /// Sends a prompt on behalf of a frontend action (`/review`).
+    pub fn prompt(&mut self, text: String) {
+        self.send_prompt(text);
+    }
+
+    // ----- drawing -----
+
+    /// Renders the viewport: the live answer, running tools, the plan, the spinner, the
+    /// permission question or the prompt, completions and the status line.
+    pub fn render(&mut self) -> Buffer {
+        let width = self.width.max(10);
+        let mut rows: Vec<Line<'static>> = Vec::new();
+
+        // The part of the answer that is still streaming.
+        if !self.answer.is_empty() {
+            let lines = markdown::render(&self.answer, width.saturating_sub(2).max(10));
+            for (i, line) in lines.iter().enumerate().skip(self.committed) {
+                let lead = if i == 0 { "● " } else { "  " };
+                let mut spans = vec![Span::raw(lead)];
+                spans.extend(line.spans.iter().cloned());
+                rows.push(Line::from(spans));
+            }
+        }
+        for tool in &self.tools {
+            let arg = cells::tool_argument(&tool.name, &tool.input, &self.info.cwd);
+            let blink = if self.tick % 2 == 0 { Color::Gray } else { Color::DarkGray };
+            rows.push(cells::tool_header(&tool.name, &arg, Style::new().fg(blink)));
+            let detail = match &tool.activity {
+                Some(a) => format!("  ⎿  {a}"),
+                None => format!("  ⎿  running… {}s", tool.started.elapsed().as_secs()),
+            };
+            rows.push(Line::styled(detail, DIM));
+        }
+        if self.plan.iter().any(|p| p.status != "completed") {
+            rows.extend(cells::plan(&self.plan));
+        }
+        if let Some(started) = self.running {
+            const FRAMES: [&str; 6] = ["·", "✢", "✳", "✶", "✻", "✽"];
+            let frame = FRAMES[(self.tick as usize) % FRAMES.len()];
+            let word = if self.thinking { "Thinking" } else { "Working" };
+            let tokens = self.output_chars / 4;
+            rows.push(Line::from(vec![
+                Span::styled(format!("{frame} {word}… "), Style::new().fg(Color::Magenta)),
+                Span::styled(
+                    format!(
+                        "({}s · ↓ {tokens} tokens · esc to interrupt)",
+                        started.elapsed().as_secs()
+                    ),
+                    DIM,
+                ),
+            ]));
+        }
+        // Long live output must not push the prompt off the screen: keep its newest rows.
+        let reserved = 8usize;
+        let room = usize::from(self.height).saturating_sub(reserved).max(1);
+        if rows.len() > room {
+            rows.drain(..rows.len() - room);
+        }
+
+        let rule = Line::styled("─".repeat(usize::from(width)), DIM);
+        if let Some(approval) = &self.approval {
+            rows.extend(approval_rows(approval, &self.info.cwd, width));
+        } else if let Some(query) = &self.search {
+            rows.push(rule.clone());
+            let found = self.search_match().cloned().unwrap_or_default();
+            rows.push(Line::from(vec![
+                Span::styled(format!("(reverse-i-search)`{query}': "), DIM),
+                Span::raw(found),
+            ]));
+            rows.push(rule.clone());
+        } else {
+            rows.push(rule.clone());
+            let prompt = if self.editor.text().starts_with('!') {
+                "! "
+            } else {
+                "> "
+            };
+            rows.extend(self.editor.render(prompt, width, true));
+            rows.push(rule.clone());
+            let popup = if self.popup_dismissed {
+                Vec::new()
+            } else {
+                self.popup()
+            };
+            let selected = self.popup_selected.min(popup.len().saturating_sub(1));
+            let start = selected.saturating_sub(POPUP_ROWS - 1);
+            for (i, (name, description)) in popup.iter().enumerate().skip(start).take(POPUP_ROWS) {
+                let style = if i == selected {
+                    Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new()
+                };
+                let name_width = 18usize;
+                let mut line = vec![Span::styled(format!("  {name:<name_width$}"), style)];
+                if !description.is_empty() {
+                    line.push(Span::styled(
+                        cells::truncate(description, usize::from(width).saturating_sub(name_width + 4)),
+                        DIM,
+                    ));
+                }
+                rows.push(Line::from(line));
+            }
+        }
+        rows.push(self.status_line(width));
+
+        let rows = crate::wrap::wrap_lines(&rows, width);
+        let height = u16::try_from(rows.len()).unwrap_or(u16::MAX).min(self.height.max(1));
+        let skip = rows.len().saturating_sub(usize::from(height));
+        let area = Rect::new(0, 0, width, height);
+        let mut buffer = Buffer::empty(area);
+        Paragraph::new(rows[skip..].to_vec()).render(area, &mut buffer);
+        buffer
+    }
+
+    fn status_line(&self, width: u16) -> Line<'static> {
+        if let Some((hint, at)) = &self.hint
+            && at.elapsed() < Duration::from_secs(3)
+        {
+            return Line::styled(format!("  {hint}"), Style::new().fg(Color::Yellow));
+        }
+        let mut parts = vec![self.info.model.clone()];
+        let mode = match self.mode.as_str() {
+            "acceptEdits" => "⏵⏵ accept edits",
+            "plan" => "⏸ plan mode",
+            "bypassPermissions" => "bypass permissions",
+            other => other,
+        };
+        parts.push(mode.to_string());
+        if let Some((used, window)) = self.context
+            && window > 0
+        {
+            parts.push(format!("ctx {}%", used * 100 / window));
+        }
+        parts.push(format!("${:.4}", self.cost));
+        if let Some(branch) = &self.info.branch {
+            parts.push(format!("⎇ {branch}"));
+        }
+        if self.expanded {
+            parts.push("expanded".into());
+        }
+        let text = cells::truncate(&format!("  {}", parts.join(" · ")), usize::from(width));
+        Line::styled(text, DIM)
+    }
+}
+
+/// The rules "always allow" saves: the engine's suggestions, else the tool's name.
+fn approval_rules(approval: &Approval) -> Vec<String> {
+    if approval.suggestions.is_empty() {
+        vec![approval.tool_name.clone()]
+    } else {
+        approval.suggestions.clone()
+    }
+}
+
+fn approval_rows(approval: &Approval, cwd: &std::path::Path, width: u16) -> Vec<Line<'static>> {
+    let accent = Style::new().fg(Color::Yellow);
+    let rule = Line::styled("─".repeat(usize::from(width)), accent);
+    let mut rows = vec![rule.clone()];
+    let arg = cells::tool_argument(&approval.tool_name, &approval.input, cwd);
+    rows.push(Line::from(vec![
+        Span::styled("Allow ", accent.add_modifier(Modifier::BOLD)),
+        Span::styled(
+            format!("{}({arg})", approval.tool_name),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+        Span::styled("?", accent.add_modifier(Modifier::BOLD)),
+    ]));
+    if !approval.reason.is_empty() {
+        rows.push(Line::styled(approval.reason.clone(), DIM));
+    }
+    let always = format!(
+        "Yes, and always allow {}",
+        approval_rules(approval).join(", ")
+    );
+    let options = ["Yes, once".to_string(), always, "No, and tell keel what to do instead".to_string()];
+    for (i, option) in options.iter().enumerate() {
+        let selected = i == approval.selected;
+        let marker = if selected { "❯" } else { " " };
+        let style = if selected {
+            Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        rows.push(Line::styled(format!("{marker} {}. {option}", i + 1), style));
+    }
+    if let Some(message) = &approval.deny_message {
+        rows.extend(message.render("  message: ", width, true));
+        rows.push(Line::styled("  enter sends the denial · esc goes back", DIM));
+    } else {
+        rows.push(Line::styled("  1/y once · 2/a always · 3/n deny · esc deny", DIM));
+    }
+    rows.push(rule);
+    rows
+}
+
+/// Files whose path contains the query's characters in order, best matches first (shorter
+/// paths and matches in the file name rank higher).
+pub fn fuzzy_files(files: &[String], query: &str) -> Vec<String> {
+    let query = query.to_lowercase();
+    let mut scored: Vec<(usize, &String)> = files
+        .iter()
+        .filter_map(|f| {
+            let lower = f.to_lowercase();
+            let mut chars = lower.chars();
+            if !query.chars().all(|q| chars.any(|c| c == q)) {
+                return None;
+            }
+            let name = lower.rsplit('/').next().unwrap_or(&lower);
+            let bonus = if name.contains(&query) { 0 } else if lower.contains(&query) { 50 } else { 100 };
+            Some((bonus + f.len(), f))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(50).map(|(_, f)| f.clone()).collect()
+}
+
+/// A small file's text (for the "before" side of a Write's diff).
+fn read_small(path: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 256 * 1024 {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}

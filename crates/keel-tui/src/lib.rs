@@ -1,0 +1,416 @@
+//! keel's interactive terminal UI. It is a frontend like print mode: it builds the session with
+//! keel-setup (with an interactive approver), turns keys into `Op`s and renders `Event`s inline
+//! in the terminal, so the conversation stays in the scrollback after keel exits.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event as TermEvent, EventStream};
+use futures::StreamExt;
+use keel_engine::Approver;
+use keel_protocol::{Event, Op};
+use keel_setup::{SessionOptions, Workspace, prepare};
+use tokio::sync::mpsc;
+
+pub mod app;
+pub mod cells;
+pub mod commands;
+pub mod diff;
+pub mod input;
+pub mod markdown;
+pub mod term;
+pub mod wrap;
+
+pub use app::{Action, App, Startup};
+
+/// Why the terminal UI could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TuiError {
+    /// The session could not be set up (settings, provider, transcript...).
+    #[error(transparent)]
+    Setup(#[from] keel_setup::SetupError),
+    /// The terminal could not be read or written.
+    #[error("terminal error: {0}")]
+    Terminal(#[from] std::io::Error),
+}
+
+/// The shortest time between two frames while output streams in: about 60 frames a second,
+/// so a fast stream costs little and keystrokes are drawn at once (they skip the wait).
+const FRAME: Duration = Duration::from_millis(16);
+/// How often the spinner moves.
+const TICK: Duration = Duration::from_millis(120);
+
+/// Runs the interactive UI until the user leaves.
+pub async fn run(
+    ws: &Workspace,
+    options: SessionOptions,
+    initial_prompt: Option<String>,
+    version: &str,
+) -> Result<(), TuiError> {
+    markdown::warm_up();
+    let prepared = prepare(&options, ws, Approver::Interactive).await?;
+    let mut engine_commands: Vec<(String, String)> = keel_engine::BUILTIN_COMMANDS
+        .iter()
+        .map(|(n, d)| ((*n).to_string(), (*d).to_string()))
+        .collect();
+    let defs = ws.definitions();
+    for command in &defs.commands {
+        engine_commands.push((command.name.clone(), command.description.clone()));
+    }
+    for name in &prepared.slash_commands {
+        if !engine_commands.iter().any(|(n, _)| n == name) {
+            engine_commands.push((name.clone(), String::new()));
+        }
+    }
+    let history_path = history_file(ws);
+    let startup = Startup {
+        cwd: ws.cwd.clone(),
+        model: prepared.model.clone(),
+        permission_mode: prepared.permission_mode.as_str().to_string(),
+        branch: git_branch(&ws.cwd),
+        commands: engine_commands,
+        resumed: prepared.resumed,
+        version: version.to_string(),
+        history: load_history(&history_path),
+    };
+    let session = prepared.session;
+    let (ops, ops_rx) = mpsc::unbounded_channel::<Op>();
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let engine = tokio::spawn(session.serve(ops_rx, events_tx));
+
+    let mut screen = term::Screen::start()?;
+    let mut app = App::new(startup, screen.width(), screen.height());
+    let files = list_files(ws.cwd.clone());
+    let mut keys = EventStream::new();
+    let mut tick = tokio::time::interval(TICK);
+    let (shell_tx, mut shell_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let mut files = Some(files);
+    let mut last_draw = Instant::now() - FRAME;
+    let mut dirty = true;
+    let mut history_len = app.history().len();
+    if let Some(prompt) = initial_prompt.filter(|p| !p.trim().is_empty()) {
+        app.submit_text(&prompt);
+    }
+    let result: Result<(), TuiError> = async {
+        loop {
+            if dirty && last_draw.elapsed() >= FRAME {
+                draw(&mut screen, &mut app)?;
+                last_draw = Instant::now();
+                dirty = false;
+            }
+            let wait = if dirty {
+                FRAME.saturating_sub(last_draw.elapsed())
+            } else {
+                Duration::from_secs(3600)
+            };
+            tokio::select! {
+                biased;
+                key = keys.next() => {
+                    let Some(key) = key else { break };
+                    match key? {
+                        TermEvent::Key(key) => app.on_key(key),
+                        TermEvent::Paste(text) => app.on_paste(&text),
+                        TermEvent::Resize(w, h) => {
+                            let row = term::cursor_row();
+                            screen.resized(w, h, row)?;
+                            app.resize(w, h);
+                        }
+                        _ => {}
+                    }
+                    // Keystrokes are drawn at once: typing must never wait for the stream.
+                    dirty = true;
+                    last_draw = Instant::now() - FRAME;
+                }
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    app.on_event(event);
+                    // Take whatever else has arrived before drawing once.
+                    while let Ok(event) = events.try_recv() {
+                        app.on_event(event);
+                    }
+                    dirty = true;
+                }
+                Some((command, output)) = shell_rx.recv() => {
+                    app.shell_output(&command, &output);
+                    dirty = true;
+                }
+                found = async {
+                    match files.as_mut() {
+                        Some(walk) => walk.await,
+                        None => std::future::pending().await,
+                    }
+                }, if files.is_some() => {
+                    files = None;
+                    app.set_files(found.unwrap_or_default());
+                }
+                _ = tick.tick() => {
+                    if app.is_running() {
+                        app.on_tick();
+                        dirty = true;
+                    }
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+            for op in app.take_ops() {
+                if ops.send(op).is_err() {
+                    return Ok(());
+                }
+            }
+            if app.history().len() != history_len {
+                history_len = app.history().len();
+                if let Some(last) = app.history().last() {
+                    save_history(&history_path, last);
+                }
+            }
+            let mut exit = false;
+            for action in app.take_actions() {
+                match action {
+                    Action::Exit => exit = true,
+                    other => perform(other, &mut app, ws, &shell_tx),
+                }
+                dirty = true;
+            }
+            if exit {
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    // What is left of the conversation goes to the scrollback before the terminal is handed back.
+    let rest = app.take_scrollback();
+    let _ = screen.insert(&rest);
+    screen.finish()?;
+    drop(ops);
+    // The engine closes its transcript once it sees no more ops will come.
+    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    result
+}
+
+fn draw<W: Write>(screen: &mut term::Screen<W>, app: &mut App) -> std::io::Result<()> {
+    let lines = app.take_scrollback();
+    screen.insert(&lines)?;
+    let buffer = app.render();
+    screen.draw(&buffer)
+}
+
+fn perform(
+    action: Action,
+    app: &mut App,
+    ws: &Workspace,
+    shell: &mpsc::UnboundedSender<(String, String)>,
+) {
+    match action {
+        Action::Exit => {}
+        Action::Shell(command) => {
+            let cwd = ws.cwd.clone();
+            let shell = shell.clone();
+            tokio::spawn(async move {
+                let output = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&command)
+                    .current_dir(cwd)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .await;
+                let text = match output {
+                    Ok(out) => {
+                        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        text.push_str(&String::from_utf8_lossy(&out.stderr));
+                        if !out.status.success() {
+                            text.push_str(&format!("\n(exit status {})", out.status.code().unwrap_or(-1)));
+                        }
+                        text
+                    }
+                    Err(e) => format!("cannot run the command: {e}"),
+                };
+                let _ = shell.send((command, text));
+            });
+        }
+        Action::Remember(note) => match remember(&ws.cwd, &note) {
+            Ok(path) => app.say(&format!("noted in {}", path.display())),
+            Err(e) => app.say(&format!("could not write the memory file: {e}")),
+        },
+        Action::Copy(text) => {
+            if text.is_empty() {
+                app.say("nothing to copy yet");
+            } else {
+                // OSC 52: the terminal (and tmux, over ssh too) puts it on the clipboard.
+                let encoded = base64_encode(text.as_bytes());
+                let mut out = std::io::stdout();
+                let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+                let _ = out.flush();
+                app.say("copied the last answer to the clipboard");
+            }
+        }
+        Action::Export(path) => match std::fs::write(&path, app.export_markdown()) {
+            Ok(()) => app.say(&format!("wrote {}", path.display())),
+            Err(e) => app.say(&format!("could not write {}: {e}", path.display())),
+        },
+        Action::GitDiff(prompt) => {
+            let output = std::process::Command::new("git")
+                .args(["diff", "HEAD"])
+                .current_dir(&ws.cwd)
+                .output();
+            let diff = match output {
+                Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+                Ok(out) => {
+                    app.say(&format!("git diff failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                    return;
+                }
+                Err(e) => {
+                    app.say(&format!("cannot run git: {e}"));
+                    return;
+                }
+            };
+            if diff.trim().is_empty() {
+                app.say("no uncommitted changes");
+                return;
+            }
+            match prompt {
+                Some(request) => app.prompt(format!("{request}\n\n```diff\n{diff}\n```")),
+                None => app.print(color_diff(&diff)),
+            }
+        }
+        Action::Doctor => {
+            let report = doctor(ws);
+            app.say(&report);
+        }
+    }
+}
+
+fn color_diff(diff: &str) -> Vec<ratatui::text::Line<'static>> {
+    use ratatui::style::{Color, Style};
+    diff.lines()
+        .map(|l| {
+            let style = if l.starts_with('+') && !l.starts_with("+++") {
+                Style::new().fg(Color::Green)
+            } else if l.starts_with('-') && !l.starts_with("---") {
+                Style::new().fg(Color::Red)
+            } else if l.starts_with("@@") {
+                Style::new().fg(Color::Cyan)
+            } else {
+                Style::new()
+            };
+            ratatui::text::Line::styled(l.to_string(), style)
+        })
+        .collect()
+}
+
+fn doctor(ws: &Workspace) -> String {
+    let mut lines = Vec::new();
+    lines.push(format!("settings: {} layer(s) read", ws.settings.layers.len()));
+    let key = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENROUTER_API_KEY"]
+        .iter()
+        .find(|k| ws.var(k).is_some());
+    lines.push(match key {
+        Some(k) => format!("provider key: {k} is set"),
+        None => "provider key: none set (Ollama or --provider replay only)".to_string(),
+    });
+    let sandbox = &ws.settings.effective.sandbox;
+    lines.push(format!("sandbox: {}", if sandbox.enabled.unwrap_or(false) { "enabled" } else { "off" }));
+    lines.push(format!("git: {}", git_branch(&ws.cwd).map_or("not a repository".into(), |b| format!("on {b}"))));
+    lines.join("\n")
+}
+
+/// Where `#` notes go: the project's existing memory file, else AGENTS.md at the root.
+fn remember(cwd: &Path, note: &str) -> std::io::Result<PathBuf> {
+    let path = ["CLAUDE.md", "AGENTS.md"]
+        .iter()
+        .map(|n| cwd.join(n))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| cwd.join("AGENTS.md"));
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+    let lead = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
+    writeln!(file, "{lead}- {note}")?;
+    Ok(path)
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The current git branch, read from `.git/HEAD` (no process needed).
+fn git_branch(cwd: &Path) -> Option<String> {
+    let mut dir = Some(cwd);
+    while let Some(d) = dir {
+        let git = d.join(".git");
+        let head_path = if git.is_dir() {
+            git.join("HEAD")
+        } else if git.is_file() {
+            // A worktree: `.git` names the real git directory.
+            let text = std::fs::read_to_string(&git).ok()?;
+            PathBuf::from(text.strip_prefix("gitdir:")?.trim()).join("HEAD")
+        } else {
+            dir = d.parent();
+            continue;
+        };
+        let head = std::fs::read_to_string(head_path).ok()?;
+        return Some(match head.trim().strip_prefix("ref: refs/heads/") {
+            Some(branch) => branch.to_string(),
+            None => head.trim().chars().take(8).collect(),
+        });
+    }
+    None
+}
+
+/// Files of the project for `@` completion: a gitignore-aware walk on a blocking thread.
+fn list_files(root: PathBuf) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::task::spawn_blocking(move || {
+        let mut files = Vec::new();
+        for entry in ignore::WalkBuilder::new(&root).build().flatten() {
+            if entry.file_type().is_some_and(|t| t.is_file())
+                && let Ok(rel) = entry.path().strip_prefix(&root)
+            {
+                files.push(rel.display().to_string());
+                if files.len() >= 20_000 {
+                    break;
+                }
+            }
+        }
+        files
+    })
+}
+
+/// The prompt history file of this project (next to its transcripts).
+fn history_file(ws: &Workspace) -> PathBuf {
+    keel_session::SessionStore::new(&ws.home)
+        .project_dir(&ws.cwd)
+        .join("prompt-history.jsonl")
+}
+
+fn load_history(path: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<String>(l).ok())
+        .collect()
+}
+
+fn save_history(path: &Path, prompt: &str) {
+    let Ok(line) = serde_json::to_string(prompt) else {
+        return;
+    };
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{line}");
+    }
+}
