@@ -1,0 +1,298 @@
+//! The interactive terminal UI, driven like a user would: the real `keel` binary runs in a tmux
+//! pane against the mock model server; the tests send keys, capture the pane and assert on what
+//! is on the screen (and in its scrollback).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Harness, wait_for};
+use keel_test_support::ScriptedTurn;
+use serde_json::json;
+
+/// A keel running in its own tmux server (one socket per test, so tests run in parallel).
+struct Pane {
+    socket: String,
+}
+
+impl Pane {
+    /// Starts `keel` in a 100x30 pane in the harness's project, with the harness's environment.
+    fn start(h: &Harness, args: &str) -> Self {
+        let socket = format!("keel-tui-{}", uuid::Uuid::new_v4().simple());
+        let script = h.ws.root.path().join("tmp").join("run-keel.sh");
+        let keel = PathBuf::from(env!("CARGO_BIN_EXE_keel"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nexport HOME='{home}' ANTHROPIC_API_KEY=sk-test-key ANTHROPIC_BASE_URL='{url}' TMPDIR='{tmp}'\n\
+                 cd '{project}'\n'{keel}' {args}\necho \"KEEL-EXITED $?\"\nexec sleep 600\n",
+                home = h.ws.home.display(),
+                url = h.server.url(),
+                tmp = h.ws.root.path().join("tmp").display(),
+                project = h.project().display(),
+                keel = keel.display(),
+            ),
+        )
+        .unwrap();
+        let status = Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30"])
+            .arg(format!("sh '{}'", script.display()))
+            .status()
+            .expect("tmux runs (apt-get install tmux)");
+        assert!(status.success());
+        Self { socket }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The visible screen.
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p"])
+    }
+
+    /// The screen and everything scrolled off it.
+    fn scrollback(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-S", "-"])
+    }
+
+    /// Types text literally.
+    fn type_text(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+    }
+
+    /// Presses keys by tmux name (`Enter`, `Escape`, `C-c`, ...).
+    fn press(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    async fn wait_screen(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let limit = Duration::from_secs(20);
+        let start = std::time::Instant::now();
+        loop {
+            last = self.screen();
+            if condition(&last) {
+                return last;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}; the screen was:\n{last}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_text(&self, text: &str) -> String {
+        self.wait_screen(&format!("`{text}` on the screen"), |s| s.contains(text))
+            .await
+    }
+
+    /// Waits until the UI is ready for input (the status line is drawn).
+    async fn ready(&self) {
+        self.wait_text("claude-sonnet-4-5 · default").await;
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn slow_text(text: &str, delay_ms: u64) -> ScriptedTurn {
+    let mut turn = ScriptedTurn::text(text);
+    turn.event_delay_ms = Some(delay_ms);
+    turn
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_streams_a_markdown_answer() {
+    let h = Harness::new(vec![slow_text(
+        "# Plan\n\nThe fix is **small**:\n\n- change `parse`\n- add a test\n\n```rust\nfn parse() -> u8 { 1 }\n```\nAll done.",
+        15,
+    )])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("what should change?");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("All done.").await;
+    assert!(screen.contains("> what should change?"), "{screen}");
+    // Markdown is rendered, not shown as source.
+    assert!(screen.contains("The fix is small:"), "{screen}");
+    assert!(screen.contains("• change parse"), "{screen}");
+    assert!(screen.contains("fn parse() -> u8 { 1 }"), "{screen}");
+    assert!(!screen.contains("**") && !screen.contains("```"), "{screen}");
+    // The run is over: the spinner is gone and the cost is counted.
+    let screen = pane
+        .wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
+        .await;
+    assert!(!screen.contains("$0.0000"), "{screen}");
+    let sent = &h.requests()[0].body["messages"];
+    assert_eq!(sent[0]["content"][0]["text"], "what should change?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_waits_for_approval_and_allow_once_runs_it() {
+    let h = Harness::new(vec![
+        ScriptedTurn::tool_use(
+            "Write",
+            json!({"file_path": "hello.txt", "content": "hello\nworld\n"}),
+        ),
+        ScriptedTurn::text("Created hello.txt."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("create hello.txt");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Allow Write(hello.txt)?").await;
+    assert!(screen.contains("1. Yes, once"), "{screen}");
+    assert!(!h.path("hello.txt").exists(), "nothing is written before the answer");
+    pane.press(&["1"]);
+    wait_for("hello.txt to be written", Duration::from_secs(20), || {
+        h.path("hello.txt").exists()
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(h.path("hello.txt")).unwrap(), "hello\nworld\n");
+    let screen = pane.wait_text("Created hello.txt.").await;
+    assert!(screen.contains("● Write(hello.txt)"), "{screen}");
+    assert!(screen.contains("Wrote 2 lines to hello.txt"), "{screen}");
+    assert!(screen.contains("+ hello") && screen.contains("+ world"), "{screen}");
+    assert!(!screen.contains("Allow Write"), "the question is gone: {screen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn esc_interrupts_a_long_stream_and_the_partial_answer_stays() {
+    let words: Vec<String> = (1..=400).map(|i| format!("word{i}")).collect();
+    let h = Harness::new(vec![
+        slow_text(&format!("Beginning. {}", words.join(" ")), 40),
+        ScriptedTurn::text("Second answer."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("tell me a long story");
+    pane.press(&["Enter"]);
+    pane.wait_text("word12").await;
+    pane.press(&["Escape"]);
+    let screen = pane.wait_text("Interrupted").await;
+    assert!(screen.contains("Beginning."), "{screen}");
+    assert!(!screen.contains("word400"), "the stream stopped: {screen}");
+    // keel is ready for the next prompt, and the partial answer is still there.
+    pane.wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
+        .await;
+    pane.type_text("go on");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Second answer.").await;
+    let all = pane.scrollback();
+    assert!(all.contains("Beginning. word1 word2"), "{all}\n---\n{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slash_shows_the_command_list_with_descriptions() {
+    let h = Harness::new(vec![]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/");
+    let screen = pane.wait_text("/compact").await;
+    assert!(screen.contains("Summarise the conversation"), "{screen}");
+    pane.type_text("co");
+    let screen = pane
+        .wait_screen("the list to narrow", |s| !s.contains("/help"))
+        .await;
+    assert!(screen.contains("/cost") && screen.contains("/commit"), "{screen}");
+    pane.press(&["Escape"]);
+    pane.wait_screen("the list to close", |s| !s.contains("/cost")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_40_column_resize_keeps_the_layout_intact() {
+    let h = Harness::new(vec![ScriptedTurn::text(
+        "A fairly long answer line that certainly needs wrapping once the terminal is only forty columns wide.",
+    )])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("hi");
+    pane.press(&["Enter"]);
+    pane.wait_text("wide.").await;
+    pane.tmux(&["resize-window", "-x", "40", "-y", "30"]);
+    let screen = pane
+        .wait_screen("the input box redrawn at 40 columns", |s| {
+            s.lines().filter(|l| *l == "─".repeat(40)).count() == 2
+        })
+        .await;
+    // Exactly one input box: two rules of the new width, the prompt between them, the status
+    // line under it; no pieces of the old 100-column frame are left.
+    let lines: Vec<&str> = screen.lines().collect();
+    let first_rule = lines.iter().position(|l| *l == "─".repeat(40)).unwrap();
+    assert!(lines[first_rule + 1].starts_with('>'), "{screen}");
+    assert_eq!(lines[first_rule + 2], "─".repeat(40), "{screen}");
+    assert!(lines[first_rule + 3].contains("claude-sonnet"), "{screen}");
+    let rule_bits = lines.iter().filter(|l| l.contains('─')).count();
+    assert_eq!(rule_bits, 2, "stray pieces of the old frame:\n{screen}");
+    // Still usable: typing shows up in the box.
+    pane.type_text("still works");
+    pane.wait_text("> still works").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_exit_the_conversation_is_in_the_scrollback() {
+    let h = Harness::new(vec![
+        ScriptedTurn::text("First answer."),
+        ScriptedTurn::text("Second answer."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("first question");
+    pane.press(&["Enter"]);
+    pane.wait_text("First answer.").await;
+    pane.type_text("second question");
+    pane.press(&["Enter"]);
+    pane.wait_text("Second answer.").await;
+    pane.press(&["C-c"]);
+    pane.wait_text("Press Ctrl-C again to exit").await;
+    pane.press(&["C-c"]);
+    pane.wait_text("KEEL-EXITED 0").await;
+    let all = pane.scrollback();
+    for text in [
+        "> first question",
+        "First answer.",
+        "> second question",
+        "Second answer.",
+    ] {
+        assert!(all.contains(text), "`{text}` is not in the scrollback:\n{all}");
+    }
+    // The input box and status line are cleared away; the shell continues below the answer.
+    assert!(!all.contains("claude-sonnet-4-5 · default"), "{all}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_terminal_keel_runs_in_print_mode_and_says_so() {
+    let h = Harness::new(vec![ScriptedTurn::text("Printed answer.")]).await;
+    let out = h.run(&["what is this?"]).await;
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Printed answer.");
+    assert!(
+        common::stderr(&out).contains("running in print mode"),
+        "{}",
+        common::stderr(&out)
+    );
+}
