@@ -39,7 +39,18 @@ impl Pane {
         )
         .unwrap();
         let status = Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30"])
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
             .arg(format!("sh '{}'", script.display()))
             .status()
             .expect("tmux runs (apt-get install tmux)");
@@ -137,7 +148,10 @@ async fn a_prompt_streams_a_markdown_answer() {
     assert!(screen.contains("The fix is small:"), "{screen}");
     assert!(screen.contains("• change parse"), "{screen}");
     assert!(screen.contains("fn parse() -> u8 { 1 }"), "{screen}");
-    assert!(!screen.contains("**") && !screen.contains("```"), "{screen}");
+    assert!(
+        !screen.contains("**") && !screen.contains("```"),
+        "{screen}"
+    );
     // The run is over: the spinner is gone and the cost is counted.
     let screen = pane
         .wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
@@ -163,18 +177,30 @@ async fn a_write_waits_for_approval_and_allow_once_runs_it() {
     pane.press(&["Enter"]);
     let screen = pane.wait_text("Allow Write(hello.txt)?").await;
     assert!(screen.contains("1. Yes, once"), "{screen}");
-    assert!(!h.path("hello.txt").exists(), "nothing is written before the answer");
+    assert!(
+        !h.path("hello.txt").exists(),
+        "nothing is written before the answer"
+    );
     pane.press(&["1"]);
     wait_for("hello.txt to be written", Duration::from_secs(20), || {
         h.path("hello.txt").exists()
     })
     .await;
-    assert_eq!(std::fs::read_to_string(h.path("hello.txt")).unwrap(), "hello\nworld\n");
+    assert_eq!(
+        std::fs::read_to_string(h.path("hello.txt")).unwrap(),
+        "hello\nworld\n"
+    );
     let screen = pane.wait_text("Created hello.txt.").await;
     assert!(screen.contains("● Write(hello.txt)"), "{screen}");
     assert!(screen.contains("Wrote 2 lines to hello.txt"), "{screen}");
-    assert!(screen.contains("+ hello") && screen.contains("+ world"), "{screen}");
-    assert!(!screen.contains("Allow Write"), "the question is gone: {screen}");
+    assert!(
+        screen.contains("+ hello") && screen.contains("+ world"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("Allow Write"),
+        "the question is gone: {screen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -201,7 +227,10 @@ async fn esc_interrupts_a_long_stream_and_the_partial_answer_stays() {
     pane.press(&["Enter"]);
     let screen = pane.wait_text("Second answer.").await;
     let all = pane.scrollback();
-    assert!(all.contains("Beginning. word1 word2"), "{all}\n---\n{screen}");
+    assert!(
+        all.contains("Beginning. word1 word2"),
+        "{all}\n---\n{screen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,9 +245,13 @@ async fn slash_shows_the_command_list_with_descriptions() {
     let screen = pane
         .wait_screen("the list to narrow", |s| !s.contains("/help"))
         .await;
-    assert!(screen.contains("/cost") && screen.contains("/commit"), "{screen}");
+    assert!(
+        screen.contains("/cost") && screen.contains("/commit"),
+        "{screen}"
+    );
     pane.press(&["Escape"]);
-    pane.wait_screen("the list to close", |s| !s.contains("/cost")).await;
+    pane.wait_screen("the list to close", |s| !s.contains("/cost"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -278,7 +311,10 @@ async fn after_exit_the_conversation_is_in_the_scrollback() {
         "> second question",
         "Second answer.",
     ] {
-        assert!(all.contains(text), "`{text}` is not in the scrollback:\n{all}");
+        assert!(
+            all.contains(text),
+            "`{text}` is not in the scrollback:\n{all}"
+        );
     }
     // The input box and status line are cleared away; the shell continues below the answer.
     assert!(!all.contains("claude-sonnet-4-5 · default"), "{all}");
@@ -289,7 +325,10 @@ async fn without_a_terminal_keel_runs_in_print_mode_and_says_so() {
     let h = Harness::new(vec![ScriptedTurn::text("Printed answer.")]).await;
     let out = h.run(&["what is this?"]).await;
     assert!(out.status.success(), "{}", common::stderr(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Printed answer.");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Printed answer."
+    );
     assert!(
         common::stderr(&out).contains("running in print mode"),
         "{}",

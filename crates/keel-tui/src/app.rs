@@ -198,7 +198,10 @@ impl App {
 
     fn banner(&mut self) {
         let line = Line::from(vec![
-            Span::styled("✻ keel ", Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD)),
+            Span::styled(
+                "✻ keel ",
+                Style::new().fg(Color::Magenta).add_modifier(Modifier::BOLD),
+            ),
             Span::styled(
                 format!(
                     "{} · {} · {}",
@@ -354,9 +357,7 @@ impl App {
                     .map(|r| (r.input, r.before))
                     .unwrap_or((Value::Null, None));
                 let output = content.text();
-                let created = structured
-                    .as_ref()
-                    .is_some_and(|s| s["type"] == "create");
+                let created = structured.as_ref().is_some_and(|s| s["type"] == "create");
                 let before = if created { None } else { before };
                 let entry = cells::ToolEntry {
                     name: &tool_name,
@@ -435,9 +436,10 @@ impl App {
                 event,
             } => {
                 let activity = match *event {
-                    Event::ToolCallStarted { name, input, .. } => {
-                        Some(format!("{name}({})", cells::tool_argument(&name, &input, &self.info.cwd)))
-                    }
+                    Event::ToolCallStarted { name, input, .. } => Some(format!(
+                        "{name}({})",
+                        cells::tool_argument(&name, &input, &self.info.cwd)
+                    )),
                     Event::TextDelta { .. } => Some("writing…".to_string()),
                     _ => None,
                 };
@@ -461,11 +463,18 @@ impl App {
                 match outcome {
                     Outcome::Success => {}
                     Outcome::Interrupted => {
-                        let lines = cells::notice("  ⎿  Interrupted · what should keel do instead?", true, self.width);
+                        let lines = cells::notice(
+                            "  ⎿  Interrupted · what should keel do instead?",
+                            true,
+                            self.width,
+                        );
                         self.pending.extend(lines);
                     }
                     Outcome::MaxTurns { max_turns } => {
-                        let lines = cells::error(&format!("stopped after {max_turns} turns (--max-turns)"), self.width);
+                        let lines = cells::error(
+                            &format!("stopped after {max_turns} turns (--max-turns)"),
+                            self.width,
+                        );
                         self.pending.extend(lines);
                     }
                     Outcome::Error { message } => {
@@ -495,7 +504,11 @@ impl App {
         let lines = markdown::render(&self.answer[..done], width);
         // The last rendered line of a partial answer may still grow (a list item, a paragraph
         // without its final newline); keep it back unless the answer ended.
-        let ready = if all { lines.len() } else { lines.len().saturating_sub(0) };
+        let ready = if all {
+            lines.len()
+        } else {
+            lines.len().saturating_sub(0)
+        };
         if ready > self.committed {
             let first = self.committed == 0;
             for (i, line) in lines[self.committed..ready].iter().enumerate() {
@@ -563,7 +576,10 @@ impl App {
                     self.popup_dismissed = true;
                 } else if self.running.is_some() {
                     self.ops.push(Op::Interrupt);
-                } else if self.esc_at.is_some_and(|t| t.elapsed() < Duration::from_millis(800)) {
+                } else if self
+                    .esc_at
+                    .is_some_and(|t| t.elapsed() < Duration::from_millis(800))
+                {
                     self.esc_at = None;
                     // Esc Esc: the previous prompt comes back to edit and send again.
                     if let Some(last) = self.history.last() {
@@ -881,7 +897,8 @@ impl App {
             return exact || !self.editor.text().is_empty();
         }
         let (start, _) = self.editor.current_word();
-        self.editor.replace_before_cursor(start, &format!("{choice} "));
+        self.editor
+            .replace_before_cursor(start, &format!("{choice} "));
         self.popup_selected = 0;
         false
     }
@@ -984,7 +1001,9 @@ impl App {
             }
             "plan" => {
                 echo(self);
-                self.ops.push(Op::SetPermissionMode { mode: "plan".into() });
+                self.ops.push(Op::SetPermissionMode {
+                    mode: "plan".into(),
+                });
             }
             "think" => {
                 echo(self);
@@ -1090,7 +1109,11 @@ impl App {
         }
         for tool in &self.tools {
             let arg = cells::tool_argument(&tool.name, &tool.input, &self.info.cwd);
-            let blink = if self.tick % 2 == 0 { Color::Gray } else { Color::DarkGray };
+            let blink = if self.tick % 2 == 0 {
+                Color::Gray
+            } else {
+                Color::DarkGray
+            };
             rows.push(cells::tool_header(&tool.name, &arg, Style::new().fg(blink)));
             let detail = match &tool.activity {
                 Some(a) => format!("  ⎿  {a}"),
@@ -1161,7 +1184,10 @@ impl App {
                 let mut line = vec![Span::styled(format!("  {name:<name_width$}"), style)];
                 if !description.is_empty() {
                     line.push(Span::styled(
-                        cells::truncate(description, usize::from(width).saturating_sub(name_width + 4)),
+                        cells::truncate(
+                            description,
+                            usize::from(width).saturating_sub(name_width + 4),
+                        ),
                         DIM,
                     ));
                 }
@@ -1171,7 +1197,9 @@ impl App {
         rows.push(self.status_line(width));
 
         let rows = crate::wrap::wrap_lines(&rows, width);
-        let height = u16::try_from(rows.len()).unwrap_or(u16::MAX).min(self.height.max(1));
+        let height = u16::try_from(rows.len())
+            .unwrap_or(u16::MAX)
+            .min(self.height.max(1));
         let skip = rows.len().saturating_sub(usize::from(height));
         let area = Rect::new(0, 0, width, height);
         let mut buffer = Buffer::empty(area);
@@ -1239,7 +1267,11 @@ fn approval_rows(approval: &Approval, cwd: &std::path::Path, width: u16) -> Vec<
         "Yes, and always allow {}",
         approval_rules(approval).join(", ")
     );
-    let options = ["Yes, once".to_string(), always, "No, and tell keel what to do instead".to_string()];
+    let options = [
+        "Yes, once".to_string(),
+        always,
+        "No, and tell keel what to do instead".to_string(),
+    ];
     for (i, option) in options.iter().enumerate() {
         let selected = i == approval.selected;
         let marker = if selected { "❯" } else { " " };
@@ -1252,9 +1284,15 @@ fn approval_rows(approval: &Approval, cwd: &std::path::Path, width: u16) -> Vec<
     }
     if let Some(message) = &approval.deny_message {
         rows.extend(message.render("  message: ", width, true));
-        rows.push(Line::styled("  enter sends the denial · esc goes back", DIM));
+        rows.push(Line::styled(
+            "  enter sends the denial · esc goes back",
+            DIM,
+        ));
     } else {
-        rows.push(Line::styled("  1/y once · 2/a always · 3/n deny · esc deny", DIM));
+        rows.push(Line::styled(
+            "  1/y once · 2/a always · 3/n deny · esc deny",
+            DIM,
+        ));
     }
     rows.push(rule);
     rows
@@ -1273,12 +1311,22 @@ pub fn fuzzy_files(files: &[String], query: &str) -> Vec<String> {
                 return None;
             }
             let name = lower.rsplit('/').next().unwrap_or(&lower);
-            let bonus = if name.contains(&query) { 0 } else if lower.contains(&query) { 50 } else { 100 };
+            let bonus = if name.contains(&query) {
+                0
+            } else if lower.contains(&query) {
+                50
+            } else {
+                100
+            };
             Some((bonus + f.len(), f))
         })
         .collect();
     scored.sort();
-    scored.into_iter().take(50).map(|(_, f)| f.clone()).collect()
+    scored
+        .into_iter()
+        .take(50)
+        .map(|(_, f)| f.clone())
+        .collect()
 }
 
 /// A small file's text (for the "before" side of a Write's diff).

@@ -114,7 +114,12 @@ pub struct ToolEntry<'a> {
 
 /// A finished tool call: its header and a short result; `expanded` shows the full input and
 /// output instead.
-pub fn tool_entry(entry: &ToolEntry<'_>, cwd: &Path, expanded: bool, width: u16) -> Vec<Line<'static>> {
+pub fn tool_entry(
+    entry: &ToolEntry<'_>,
+    cwd: &Path,
+    expanded: bool,
+    width: u16,
+) -> Vec<Line<'static>> {
     let status = if entry.is_error {
         Style::new().fg(Color::Red)
     } else {
@@ -126,10 +131,16 @@ pub fn tool_entry(entry: &ToolEntry<'_>, cwd: &Path, expanded: bool, width: u16)
         let input = serde_json::to_string_pretty(entry.input).unwrap_or_default();
         for (i, l) in input.lines().enumerate() {
             let lead = if i == 0 { ELBOW } else { "     " };
-            lines.push(Line::from(vec![Span::styled(lead, DIM), Span::raw(l.to_string())]));
+            lines.push(Line::from(vec![
+                Span::styled(lead, DIM),
+                Span::raw(l.to_string()),
+            ]));
         }
         for l in entry.output.lines() {
-            lines.push(Line::from(vec![Span::styled("     ", DIM), Span::styled(l.to_string(), DIM)]));
+            lines.push(Line::from(vec![
+                Span::styled("     ", DIM),
+                Span::styled(l.to_string(), DIM),
+            ]));
         }
         return wrap_lines(&lines, width);
     }
@@ -169,7 +180,10 @@ pub fn tool_entry(entry: &ToolEntry<'_>, cwd: &Path, expanded: bool, width: u16)
                 plural(removed)
             )
         };
-        lines.push(Line::from(vec![Span::styled(ELBOW, DIM), Span::raw(summary)]));
+        lines.push(Line::from(vec![
+            Span::styled(ELBOW, DIM),
+            Span::raw(summary),
+        ]));
         let mut out = wrap_lines(&lines, width);
         out.extend(diff::render(&d));
         return out;
@@ -177,7 +191,10 @@ pub fn tool_entry(entry: &ToolEntry<'_>, cwd: &Path, expanded: bool, width: u16)
     let summary = result_summary(entry.name, entry.output);
     for (i, l) in summary.iter().enumerate() {
         let lead = if i == 0 { ELBOW } else { "     " };
-        lines.push(Line::from(vec![Span::styled(lead, DIM), Span::raw(l.clone())]));
+        lines.push(Line::from(vec![
+            Span::styled(lead, DIM),
+            Span::raw(l.clone()),
+        ]));
     }
     wrap_lines(&lines, width)
 }
@@ -245,17 +262,24 @@ pub fn plan(items: &[keel_protocol::PlanItem]) -> Vec<Line<'static>> {
             let (mark, style) = match item.status.as_str() {
                 "completed" => (
                     "☒ ",
-                    Style::new().fg(Color::DarkGray).add_modifier(Modifier::CROSSED_OUT),
+                    Style::new()
+                        .fg(Color::DarkGray)
+                        .add_modifier(Modifier::CROSSED_OUT),
                 ),
                 "in_progress" => ("◼ ", Style::new().add_modifier(Modifier::BOLD)),
                 _ => ("☐ ", Style::new()),
             };
             let text = if item.status == "in_progress" {
-                item.active_form.clone().unwrap_or_else(|| item.subject.clone())
+                item.active_form
+                    .clone()
+                    .unwrap_or_else(|| item.subject.clone())
             } else {
                 item.subject.clone()
             };
-            Line::from(vec![Span::styled(format!("  {mark}"), style), Span::styled(text, style)])
+            Line::from(vec![
+                Span::styled(format!("  {mark}"), style),
+                Span::styled(text, style),
+            ])
         })
         .collect()
 }

@@ -62,15 +62,27 @@ pub fn patch_lines(patch: &Value) -> Vec<DiffLine> {
             let text = chars.as_str().to_string();
             match tag {
                 '-' => {
-                    out.push(DiffLine { tag, number: old_no, text });
+                    out.push(DiffLine {
+                        tag,
+                        number: old_no,
+                        text,
+                    });
                     old_no += 1;
                 }
                 '+' => {
-                    out.push(DiffLine { tag, number: new_no, text });
+                    out.push(DiffLine {
+                        tag,
+                        number: new_no,
+                        text,
+                    });
                     new_no += 1;
                 }
                 _ => {
-                    out.push(DiffLine { tag: ' ', number: new_no, text });
+                    out.push(DiffLine {
+                        tag: ' ',
+                        number: new_no,
+                        text,
+                    });
                     old_no += 1;
                     new_no += 1;
                 }

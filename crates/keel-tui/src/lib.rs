@@ -219,7 +219,10 @@ fn perform(
                         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
                         text.push_str(&String::from_utf8_lossy(&out.stderr));
                         if !out.status.success() {
-                            text.push_str(&format!("\n(exit status {})", out.status.code().unwrap_or(-1)));
+                            text.push_str(&format!(
+                                "\n(exit status {})",
+                                out.status.code().unwrap_or(-1)
+                            ));
                         }
                         text
                     }
@@ -254,9 +257,14 @@ fn perform(
                 .current_dir(&ws.cwd)
                 .output();
             let diff = match output {
-                Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+                Ok(out) if out.status.success() => {
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                }
                 Ok(out) => {
-                    app.say(&format!("git diff failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+                    app.say(&format!(
+                        "git diff failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
                     return;
                 }
                 Err(e) => {
@@ -300,17 +308,35 @@ fn color_diff(diff: &str) -> Vec<ratatui::text::Line<'static>> {
 
 fn doctor(ws: &Workspace) -> String {
     let mut lines = Vec::new();
-    lines.push(format!("settings: {} layer(s) read", ws.settings.layers.len()));
-    let key = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "OPENAI_API_KEY", "OPENROUTER_API_KEY"]
-        .iter()
-        .find(|k| ws.var(k).is_some());
+    lines.push(format!(
+        "settings: {} layer(s) read",
+        ws.settings.layers.len()
+    ));
+    let key = [
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "OPENAI_API_KEY",
+        "OPENROUTER_API_KEY",
+    ]
+    .iter()
+    .find(|k| ws.var(k).is_some());
     lines.push(match key {
         Some(k) => format!("provider key: {k} is set"),
         None => "provider key: none set (Ollama or --provider replay only)".to_string(),
     });
     let sandbox = &ws.settings.effective.sandbox;
-    lines.push(format!("sandbox: {}", if sandbox.enabled.unwrap_or(false) { "enabled" } else { "off" }));
-    lines.push(format!("git: {}", git_branch(&ws.cwd).map_or("not a repository".into(), |b| format!("on {b}"))));
+    lines.push(format!(
+        "sandbox: {}",
+        if sandbox.enabled.unwrap_or(false) {
+            "enabled"
+        } else {
+            "off"
+        }
+    ));
+    lines.push(format!(
+        "git: {}",
+        git_branch(&ws.cwd).map_or("not a repository".into(), |b| format!("on {b}"))
+    ));
     lines.join("\n")
 }
 
@@ -321,9 +347,16 @@ fn remember(cwd: &Path, note: &str) -> std::io::Result<PathBuf> {
         .map(|n| cwd.join(n))
         .find(|p| p.is_file())
         .unwrap_or_else(|| cwd.join("AGENTS.md"));
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
     let existing = std::fs::read_to_string(&path).unwrap_or_default();
-    let lead = if existing.is_empty() || existing.ends_with('\n') { "" } else { "\n" };
+    let lead = if existing.is_empty() || existing.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
     writeln!(file, "{lead}- {note}")?;
     Ok(path)
 }
@@ -332,7 +365,11 @@ fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -410,7 +447,11 @@ fn save_history(path: &Path, prompt: &str) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = writeln!(file, "{line}");
     }
 }

@@ -151,20 +151,22 @@ impl Renderer {
                 if let Some(prefix) = self.pending_item.take() {
                     self.current.push(Span::raw(prefix));
                 }
-                self.current
-                    .push(Span::styled(code.to_string(), self.style().patch(CODE_STYLE)));
+                self.current.push(Span::styled(
+                    code.to_string(),
+                    self.style().patch(CODE_STYLE),
+                ));
             }
             Md::SoftBreak | Md::HardBreak => self.flush_line(),
             Md::Rule => {
                 self.blank();
-                self.lines
-                    .push(Line::styled("─".repeat(40), Style::new().fg(Color::DarkGray)));
+                self.lines.push(Line::styled(
+                    "─".repeat(40),
+                    Style::new().fg(Color::DarkGray),
+                ));
             }
             Md::Html(html) | Md::InlineHtml(html) => self.push_text(&html),
             Md::TaskListMarker(done) => self.push_text(if done { "[x] " } else { "[ ] " }),
-            Md::FootnoteReference(_)
-            | Md::InlineMath(_)
-            | Md::DisplayMath(_) => {}
+            Md::FootnoteReference(_) | Md::InlineMath(_) | Md::DisplayMath(_) => {}
         }
     }
 
@@ -177,7 +179,9 @@ impl Renderer {
                     HeadingLevel::H1 => Style::new()
                         .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
                         .fg(Color::Magenta),
-                    HeadingLevel::H2 => Style::new().add_modifier(Modifier::BOLD).fg(Color::Magenta),
+                    HeadingLevel::H2 => {
+                        Style::new().add_modifier(Modifier::BOLD).fg(Color::Magenta)
+                    }
                     _ => Style::new().add_modifier(Modifier::BOLD),
                 };
                 self.styles.push(style);
@@ -218,7 +222,9 @@ impl Renderer {
                 };
                 self.pending_item = Some(marker);
             }
-            Tag::Emphasis => self.styles.push(Style::new().add_modifier(Modifier::ITALIC)),
+            Tag::Emphasis => self
+                .styles
+                .push(Style::new().add_modifier(Modifier::ITALIC)),
             Tag::Strong => self.styles.push(Style::new().add_modifier(Modifier::BOLD)),
             Tag::Strikethrough => self
                 .styles

@@ -127,7 +127,10 @@ impl<W: Write> Screen<W> {
             self.drawn = None;
         }
         let previous = self.drawn.take();
-        if previous.as_ref().is_none_or(|p| p.len() > usize::from(rows)) {
+        if previous
+            .as_ref()
+            .is_none_or(|p| p.len() > usize::from(rows))
+        {
             queue!(
                 self.out,
                 cursor::MoveTo(0, self.top + rows),
@@ -158,9 +161,7 @@ impl<W: Write> Screen<W> {
     pub fn resized(&mut self, width: u16, height: u16, cursor_row: Option<u16>) -> io::Result<()> {
         self.width = width;
         self.height = height;
-        self.top = cursor_row
-            .unwrap_or(self.top)
-            .min(height.saturating_sub(1));
+        self.top = cursor_row.unwrap_or(self.top).min(height.saturating_sub(1));
         self.drawn = None;
         queue!(
             self.out,
@@ -220,10 +221,16 @@ fn row_key(buffer: &Buffer, row: u16) -> String {
 fn set_style(out: &mut impl Write, style: Style) -> io::Result<()> {
     queue!(out, SetAttribute(Attribute::Reset), ResetColor)?;
     if let Some(fg) = style.fg.filter(|c| *c != Color::Reset) {
-        queue!(out, SetForegroundColor(IntoCrossterm::<CtColor>::into_crossterm(fg)))?;
+        queue!(
+            out,
+            SetForegroundColor(IntoCrossterm::<CtColor>::into_crossterm(fg))
+        )?;
     }
     if let Some(bg) = style.bg.filter(|c| *c != Color::Reset) {
-        queue!(out, SetBackgroundColor(IntoCrossterm::<CtColor>::into_crossterm(bg)))?;
+        queue!(
+            out,
+            SetBackgroundColor(IntoCrossterm::<CtColor>::into_crossterm(bg))
+        )?;
     }
     let m = style.add_modifier;
     for (flag, attr) in [
@@ -257,7 +264,9 @@ fn write_buffer_row(out: &mut impl Write, buffer: &Buffer, row: u16) -> io::Resu
     let y = area.top() + row;
     let visible = |x: u16| {
         let cell = &buffer[(x, y)];
-        cell.symbol() != " " || cell.bg != Color::Reset || cell.modifier.contains(Modifier::REVERSED)
+        cell.symbol() != " "
+            || cell.bg != Color::Reset
+            || cell.modifier.contains(Modifier::REVERSED)
     };
     let Some(end) = (area.left()..area.right()).rev().find(|&x| visible(x)) else {
         return Ok(());
@@ -275,7 +284,10 @@ fn write_buffer_row(out: &mut impl Write, buffer: &Buffer, row: u16) -> io::Resu
             continue;
         }
         hidden = unicode_width::UnicodeWidthStr::width(cell.symbol()).saturating_sub(1);
-        let style = Style::new().fg(cell.fg).bg(cell.bg).add_modifier(cell.modifier);
+        let style = Style::new()
+            .fg(cell.fg)
+            .bg(cell.bg)
+            .add_modifier(cell.modifier);
         if current != Some(style) {
             set_style(out, style)?;
             current = Some(style);

@@ -31,9 +31,23 @@ fn wrap_line(line: &Line<'static>, width: usize, out: &mut Vec<Line<'static>>) {
             s.content.chars().map(move |c| (c, style))
         })
         .collect();
+    // Continuation lines hang under the text: the leading indent, quote bars and bullets of
+    // the first line become the same width of indent (quote bars stay).
+    let hang: Vec<Cell> = cells
+        .iter()
+        .take_while(|(c, _)| matches!(c, ' ' | '│' | '•' | '●' | '⎿'))
+        .map(|&(c, style)| if c == '│' { (c, style) } else { (' ', style) })
+        .collect();
+    let hang = if hang.len() * 2 > width {
+        Vec::new()
+    } else {
+        hang
+    };
+    let hang_width = hang.len();
     let mut start = 0;
+    let mut first = true;
     while start < cells.len() {
-        let mut used = 0;
+        let mut used = if first { 0 } else { hang_width };
         let mut end = start;
         let mut last_space = None;
         while end < cells.len() {
@@ -48,6 +62,7 @@ fn wrap_line(line: &Line<'static>, width: usize, out: &mut Vec<Line<'static>>) {
             end += 1;
         }
         if end < cells.len()
+            && cells[end].0 != ' '
             && let Some(space) = last_space.filter(|&s| s > start)
         {
             end = space + 1;
@@ -56,7 +71,14 @@ fn wrap_line(line: &Line<'static>, width: usize, out: &mut Vec<Line<'static>>) {
             // A character wider than the whole line: emit it alone rather than loop forever.
             end = start + 1;
         }
-        out.push(to_line(&cells[start..end]));
+        if first {
+            out.push(to_line(&cells[start..end]));
+        } else {
+            let mut row = hang.clone();
+            row.extend_from_slice(&cells[start..end]);
+            out.push(to_line(&row));
+        }
+        first = false;
         start = end;
         // A continuation line does not start with the space it broke at.
         if start < cells.len() && cells[start].0 == ' ' {
@@ -71,7 +93,10 @@ fn to_line(cells: &[Cell]) -> Line<'static> {
     let mut style = None;
     for &(c, s) in cells {
         if style.is_some_and(|cur| cur != s) {
-            spans.push(Span::styled(std::mem::take(&mut text), style.unwrap_or_default()));
+            spans.push(Span::styled(
+                std::mem::take(&mut text),
+                style.unwrap_or_default(),
+            ));
         }
         style = Some(s);
         text.push(c);
