@@ -13,7 +13,7 @@ use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, Sour
 use keel_context::{Environment, GitStatus, PromptInputs, PromptOptions, SystemPrompt};
 use keel_engine::{Approver, HookSetup, Session, SessionConfig, SessionSetup};
 use keel_model::{ModelClient, Pricing, ProviderKind, ProviderOptions, RecordingClient, Selected};
-use keel_policy::hooks::HookSet;
+use keel_policy::hooks::{CallbackHook, HookEvent, HookSet};
 use keel_policy::sandbox::SandboxPolicy;
 use keel_policy::{PermissionMode, Policy, RuleList, RuleSource};
 use keel_protocol::{Event, SessionId};
@@ -21,7 +21,7 @@ use keel_session::{SessionStore, Totals, Transcript, TranscriptWriter};
 use keel_tools::{Sandbox, ToolContext, ToolRegistry};
 use tokio_util::sync::CancellationToken;
 
-use crate::args::{Args, split_rules};
+use crate::args::{Args, InputFormat, split_rules};
 
 /// Where keel runs: the working directory, home, and the settings read for it.
 pub struct Workspace {
@@ -220,17 +220,38 @@ impl Workspace {
             .and_then(|git| git.join(GIT_STATUS_WAIT));
         let env = Environment::detect(&self.cwd, &additional_dirs).with_git_status(git);
         let memory = self.memory_loader().load();
+        let (replace, append) = self.prompt_flags(args)?;
         let prompt = SystemPrompt::assemble(&PromptInputs {
             env: &env,
             memory: &memory.files,
             skills: None,
             agents: None,
-            options: &PromptOptions {
-                replace: args.system_prompt.clone(),
-                append: args.append_system_prompt.clone(),
-            },
+            options: &PromptOptions { replace, append },
         });
         Ok((prompt, memory.warnings))
+    }
+
+    /// `--system-prompt`/`--system-prompt-file` and `--append-system-prompt`(`-file`), the
+    /// files read.
+    fn prompt_flags(&self, args: &Args) -> Result<(Option<String>, Option<String>)> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read_to_string(self.cwd.join(path))
+                .with_context(|| format!("{flag} {}: cannot read the file", path.display()))
+        };
+        let replace = match (&args.system_prompt, &args.system_prompt_file) {
+            (Some(_), Some(_)) => {
+                bail!("give --system-prompt or --system-prompt-file, not both")
+            }
+            (Some(text), None) => Some(text.clone()),
+            (None, Some(path)) => Some(read("--system-prompt-file", path)?),
+            (None, None) => None,
+        };
+        let mut append: Vec<String> = args.append_system_prompt.iter().cloned().collect();
+        if let Some(path) = &args.append_system_prompt_file {
+            append.push(read("--append-system-prompt-file", path)?);
+        }
+        let append = (!append.is_empty()).then(|| append.join("\n\n"));
+        Ok((replace, append))
     }
 
     /// The loader of this directory's memory files (AGENTS.md, CLAUDE.md, ...).
@@ -320,6 +341,37 @@ impl Workspace {
 /// The thinking budget `--thinking` without a number (and `alwaysThinkingEnabled`) asks for.
 const DEFAULT_THINKING_BUDGET: u32 = 10_000;
 
+/// What a frontend adds to a session beyond the flags and settings.
+#[derive(Default)]
+pub struct Extras {
+    /// Hooks the frontend runs itself (Agent SDK callbacks): event, matcher and callbacks.
+    pub hook_callbacks: Vec<(HookEvent, String, Vec<CallbackHook>)>,
+    /// How to reach MCP servers of type `sdk` (in the Agent SDK program's process).
+    pub sdk_bridge: Option<Arc<dyn keel_mcp::SdkBridge>>,
+    /// Report the model's raw stream as events (`--include-partial-messages`).
+    pub stream_events: bool,
+}
+
+/// Who answers permission questions, from `--permission-prompt-tool`: `stdio` is the frontend
+/// (the Agent SDK's can_use_tool, with stream-json input), `mcp__<server>__<tool>` an MCP
+/// tool; without it nobody (print mode), and calls that need approval are denied.
+pub fn approver_for(args: &Args) -> Result<Approver> {
+    match args.permission_prompt_tool.as_deref() {
+        None => Ok(Approver::Unattended),
+        Some("stdio") if args.input_format == InputFormat::StreamJson => Ok(Approver::Interactive),
+        Some("stdio") => bail!(
+            "--permission-prompt-tool stdio asks the program on the other end of standard input, \
+             which needs --input-format stream-json (as the Agent SDK uses it); for print mode \
+             name an MCP tool (mcp__<server>__<tool>) instead"
+        ),
+        Some(tool) if tool.starts_with("mcp__") => Ok(Approver::PromptTool(tool.to_string())),
+        Some(other) => bail!(
+            "--permission-prompt-tool {other:?}: name an MCP tool as mcp__<server>__<tool> (its \
+             server configured with --mcp-config or .mcp.json), or stdio for the Agent SDK"
+        ),
+    }
+}
+
 /// A session ready to serve, and what the renderer needs to know that the events do not say.
 pub struct Prepared {
     /// The session, ready to serve.
@@ -334,11 +386,26 @@ pub struct Prepared {
     pub context_window: u64,
     /// The MCP servers and their statuses.
     pub mcp_servers: Vec<(String, String)>,
+    /// The session's MCP servers (a handle shared with the session), if any are configured.
+    pub mcp: Option<keel_mcp::McpManager>,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
 /// prompt, hooks, sandbox, and a new, continued, resumed or forked transcript.
+// The entry point for frontends that add nothing of their own (print mode and the SDK session
+// use `prepare_with`).
+#[allow(dead_code)]
 pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepared> {
+    prepare_with(args, ws, approver, Extras::default()).await
+}
+
+/// [`prepare`], with what a frontend adds (SDK hook callbacks and in-process MCP servers).
+pub async fn prepare_with(
+    args: &Args,
+    ws: &Workspace,
+    approver: Approver,
+    extras: Extras,
+) -> Result<Prepared> {
     let policy = ws.policy(args)?;
     let options = ws.provider_options(args)?;
     let lookup = |name: &str| ws.var(name);
@@ -348,7 +415,9 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         if servers.is_empty() {
             None
         } else {
-            Some(keel_mcp::McpManager::start(servers, ws.mcp_options()).await)
+            let mut options = ws.mcp_options();
+            options.sdk_bridge = extras.sdk_bridge.clone();
+            Some(keel_mcp::McpManager::start(servers, options).await)
         }
     });
     let selected: Selected = selected?;
@@ -358,6 +427,9 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
                 eprintln!("keel: warning: MCP server {name} is not available: {reason}");
             }
         }
+    }
+    if let Approver::PromptTool(tool) = &approver {
+        check_prompt_tool(tool, mcp.as_ref())?;
     }
     let client: Arc<dyn ModelClient> = match &args.record {
         Some(path) => Arc::new(
@@ -387,6 +459,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         .effective
         .context_window
         .unwrap_or(selected.context_window);
+    config.stream_events = extras.stream_events;
 
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path) =
@@ -418,9 +491,14 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         }));
     }
 
-    let (hook_set, hook_warnings) = HookSet::from_loaded(&ws.settings);
+    let (mut hook_set, hook_warnings) = HookSet::from_loaded(&ws.settings);
     for warning in hook_warnings {
         eprintln!("keel: warning: {warning}");
+    }
+    for (event, matcher, callbacks) in extras.hook_callbacks {
+        hook_set
+            .add_callbacks(event, &matcher, callbacks)
+            .map_err(anyhow::Error::msg)?;
     }
     let hooks = (!hook_set.list().is_empty()).then(|| HookSetup {
         set: hook_set,
@@ -435,7 +513,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         id,
         config,
         client,
-        tools: ToolRegistry::builtin(),
+        tools: builtin_tools(args.tools.as_deref())?,
         tool_ctx,
         policy,
         approver,
@@ -443,7 +521,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         history,
         transcript: Some(transcript),
         hooks,
-        mcp,
+        mcp: mcp.clone(),
     });
     let mcp_servers = session.mcp_statuses();
     Ok(Prepared {
@@ -453,7 +531,56 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         max_output_tokens,
         context_window,
         mcp_servers,
+        mcp,
     })
+}
+
+/// The built-in tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the
+/// named ones; an unknown name is an error listing the known ones.
+fn builtin_tools(wanted: Option<&str>) -> Result<ToolRegistry> {
+    let mut registry = ToolRegistry::builtin();
+    let Some(wanted) = wanted.map(str::trim) else {
+        return Ok(registry);
+    };
+    if wanted == "default" {
+        return Ok(registry);
+    }
+    let names: Vec<&str> = wanted
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    let known = registry.names();
+    for name in &names {
+        if !known.iter().any(|k| k == name) {
+            bail!(
+                "--tools: keel has no built-in tool {name:?}; known tools: {} (or \"default\" for \
+                 all, \"\" for none)",
+                known.join(", ")
+            );
+        }
+    }
+    registry.retain(|name| names.contains(&name));
+    Ok(registry)
+}
+
+/// Checks that the `--permission-prompt-tool` MCP tool exists, so a typo fails at start rather
+/// than refusing every call that needs approval.
+fn check_prompt_tool(tool: &str, mcp: Option<&keel_mcp::McpManager>) -> Result<()> {
+    let available: Vec<String> = mcp
+        .map(|m| m.tools().iter().map(|t| t.name().to_string()).collect())
+        .unwrap_or_default();
+    if available.iter().any(|name| name == tool) {
+        return Ok(());
+    }
+    let listed = if available.is_empty() {
+        "none (configure its server with --mcp-config or .mcp.json)".to_string()
+    } else {
+        available.join(", ")
+    };
+    bail!(
+        "--permission-prompt-tool {tool}: no such MCP tool is available; MCP tools here: {listed}"
+    )
 }
 
 /// The servers' own instructions (from `initialize`), as one system prompt section.

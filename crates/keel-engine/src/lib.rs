@@ -21,9 +21,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 mod emit;
+mod frontend_hooks;
 mod hooks;
+mod partial;
 mod permission;
 mod plan_mode;
+mod prompt_tool;
 mod tools;
 mod turn;
 
@@ -56,6 +59,8 @@ pub struct SessionConfig {
     pub pricing: Pricing,
     /// The model's context window in tokens.
     pub context_window: u64,
+    /// Report the model's raw stream as [`Event::StreamEvent`]s (`--include-partial-messages`).
+    pub stream_events: bool,
 }
 
 impl SessionConfig {
@@ -72,6 +77,7 @@ impl SessionConfig {
             thinking: None,
             cache: true,
             pricing: Pricing::builtin(),
+            stream_events: false,
         }
     }
 }
@@ -124,6 +130,7 @@ pub struct Session {
 pub(crate) struct Shared {
     pub(crate) permissions: Permissions,
     pub(crate) model: Mutex<String>,
+    pub(crate) hook_replies: frontend_hooks::HookReplies,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -146,6 +153,7 @@ impl Session {
         let shared = Arc::new(Shared {
             permissions: Permissions::new(setup.policy, setup.approver, setup.local_settings),
             model: Mutex::new(setup.config.model.clone()),
+            hook_replies: frontend_hooks::HookReplies::default(),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
@@ -583,6 +591,13 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
         Op::SetModel { model } => {
             lock(&shared.model).clone_from(&model);
             emitter.emit(Event::ModelChanged { model });
+            None
+        }
+        Op::HookResult { request_id, reply } => {
+            // A late answer (after the hook's timeout or an interrupt) has nobody to go to.
+            if !shared.hook_replies.answer(&request_id, reply) {
+                tracing::debug!(%request_id, "hook answer arrived after the hook was given up");
+            }
             None
         }
         Op::Interrupt => None,
