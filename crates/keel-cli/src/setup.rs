@@ -406,7 +406,16 @@ pub async fn prepare_with(
     approver: Approver,
     extras: Extras,
 ) -> Result<Prepared> {
-    let policy = ws.policy(args)?;
+    let mut policy = ws.policy(args)?;
+    if let Some(tools) = args.tools.as_deref()
+        && tools.trim() != "default"
+        && !tools.split([',', ' ']).any(|name| name.trim() == "ExitPlanMode")
+    {
+        // The session adds ExitPlanMode by itself unless a bare deny rule hides it; --tools
+        // names every built-in tool the model gets.
+        let source = RuleSource::new("--tools", ws.cwd.clone());
+        let _ = policy.add_rules(RuleList::Deny, ["ExitPlanMode"], &source);
+    }
     let options = ws.provider_options(args)?;
     let lookup = |name: &str| ws.var(name);
     // MCP servers start while the provider is chosen: neither waits for the other.

@@ -338,3 +338,59 @@ async fn options_keel_lacks_warn_instead_of_failing() {
     assert!(stderr.contains("ignoring unknown option --frobnicate=3"), "{stderr}");
     assert!(stderr.contains("ignoring unknown option --debug-to-stderr"), "{stderr}");
 }
+
+#[tokio::test]
+async fn partial_messages_stream_in_print_mode_too() {
+    let h = Harness::new(vec![ScriptedTurn::text("streamed answer")]).await;
+    let output = h
+        .run(&[
+            "-p",
+            "hi",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--include-partial-messages",
+        ])
+        .await;
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let lines = common::stdout_lines(&output);
+    let events: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "stream_event")
+        .map(|l| l["event"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(events.first(), Some(&"message_start"));
+    assert_eq!(events.last(), Some(&"message_stop"));
+    assert!(events.contains(&"content_block_delta"));
+    let text: String = lines
+        .iter()
+        .filter(|l| l["event"]["delta"]["type"] == "text_delta")
+        .map(|l| l["event"]["delta"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "streamed answer");
+    // The whole message still follows, then the result.
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    let last_event = kinds.iter().rposition(|k| *k == "stream_event").unwrap();
+    assert_eq!(&kinds[last_event + 1..], ["assistant", "result"]);
+}
+
+#[tokio::test]
+async fn tools_names_the_built_in_tools_offered() {
+    let h = Harness::new(vec![ScriptedTurn::text("ok"), ScriptedTurn::text("ok")]).await;
+    let output = h.run(&["-p", "hi", "--tools", "Read,Grep"]).await;
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let offered: Vec<String> = h.requests()[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(offered, ["Read", "Grep"]);
+    let output = h.run(&["-p", "hi", "--tools", ""]).await;
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let none = &h.requests()[1].body["tools"];
+    assert!(none.is_null() || none.as_array().unwrap().is_empty(), "{none}");
+    let output = h.run(&["-p", "hi", "--tools", "Reed"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(common::stderr(&output).contains("no built-in tool \"Reed\""));
+}
