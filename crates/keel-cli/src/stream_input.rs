@@ -136,7 +136,9 @@ async fn session(args: &Args, ws: &Workspace, approver: Approver) -> Result<Exit
     // The session's first event announces it (the `init` line); prompts are taken after it,
     // so every line about them carries the session's id.
     if let Some(first) = events.recv().await {
-        state.event(first).context("cannot write to standard output")?;
+        state
+            .event(first)
+            .context("cannot write to standard output")?;
     }
     for message in early {
         state.inbound(message);

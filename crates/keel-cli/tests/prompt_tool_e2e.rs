@@ -61,7 +61,10 @@ async fn an_mcp_tool_answers_permission_questions_in_print_mode() {
         .await;
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(h.path("approved.txt").exists());
-    assert_eq!(std::fs::read_to_string(h.path("keep.txt")).unwrap(), "keep me\n");
+    assert_eq!(
+        std::fs::read_to_string(h.path("keep.txt")).unwrap(),
+        "keep me\n"
+    );
     let result = stdout_json(&output);
     assert_eq!(
         result["permission_denials"],

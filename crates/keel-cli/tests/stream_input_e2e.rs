@@ -248,16 +248,17 @@ async fn set_permission_mode_is_answered_reported_and_applied() {
     )
     .await;
     assert_eq!(s.response_to("mode").await["subtype"], "success");
-    let status = s
-        .until("a status line", |v| v["subtype"] == "status")
-        .await;
+    let status = s.until("a status line", |v| v["subtype"] == "status").await;
     assert_eq!(status["type"], "system");
     assert_eq!(status["permissionMode"], "acceptEdits");
     // acceptEdits lets the Write run without asking.
     s.prompt("write the file").await;
     let result = s.result().await;
     assert_eq!(result["permission_denials"], json!([]));
-    assert_eq!(std::fs::read_to_string(h.path("made.txt")).unwrap(), "written\n");
+    assert_eq!(
+        std::fs::read_to_string(h.path("made.txt")).unwrap(),
+        "written\n"
+    );
     let (code, stderr, _) = s.finish().await;
     assert_eq!(code, 0, "{stderr}");
 }
@@ -280,7 +281,10 @@ async fn a_bad_line_is_reported_on_stderr_and_the_session_goes_on() {
         stderr.contains("stdin line 1") && stderr.contains("not valid JSON"),
         "{stderr}"
     );
-    assert!(stderr.contains("unknown message type \"telegram\""), "{stderr}");
+    assert!(
+        stderr.contains("unknown message type \"telegram\""),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -335,8 +339,14 @@ async fn options_keel_lacks_warn_instead_of_failing() {
     assert!(output.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
     assert!(stderr.contains("--effort is not supported yet"), "{stderr}");
-    assert!(stderr.contains("ignoring unknown option --frobnicate=3"), "{stderr}");
-    assert!(stderr.contains("ignoring unknown option --debug-to-stderr"), "{stderr}");
+    assert!(
+        stderr.contains("ignoring unknown option --frobnicate=3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ignoring unknown option --debug-to-stderr"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -389,7 +399,10 @@ async fn tools_names_the_built_in_tools_offered() {
     let output = h.run(&["-p", "hi", "--tools", ""]).await;
     assert!(output.status.success(), "{}", common::stderr(&output));
     let none = &h.requests()[1].body["tools"];
-    assert!(none.is_null() || none.as_array().unwrap().is_empty(), "{none}");
+    assert!(
+        none.is_null() || none.as_array().unwrap().is_empty(),
+        "{none}"
+    );
     let output = h.run(&["-p", "hi", "--tools", "Reed"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(common::stderr(&output).contains("no built-in tool \"Reed\""));

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use keel_config::HookMatcher;
 use keel_policy::hooks::{
-    CallbackHook, CallbackReply, HookContext, HookEnv, HookEvent, HookFailure, HookOutcome,
-    HookSet,
+    CallbackHook, CallbackReply, HookContext, HookEnv, HookEvent, HookFailure, HookOutcome, HookSet,
 };
 use keel_policy::{Decision, PermissionMode};
 use serde_json::{Value, json};
@@ -36,8 +35,7 @@ fn callback(id: &str) -> CallbackHook {
 fn answering(
     answers: BTreeMap<&'static str, CallbackReply>,
     asked: Arc<Mutex<Vec<(String, Value)>>>,
-) -> impl Fn(CallbackHook, Value) -> std::pin::Pin<Box<dyn Future<Output = CallbackReply> + Send>>
-{
+) -> impl Fn(CallbackHook, Value) -> std::pin::Pin<Box<dyn Future<Output = CallbackReply> + Send>> {
     move |hook, input| {
         asked.lock().unwrap().push((hook.id.clone(), input));
         let answer = answers
@@ -54,8 +52,12 @@ async fn callbacks_are_selected_by_matcher_and_see_the_hook_input() {
     let mut set = HookSet::default();
     set.add_callbacks(HookEvent::PreToolUse, "Bash", vec![callback("hook_0")])
         .unwrap();
-    set.add_callbacks(HookEvent::PreToolUse, "Edit|Write", vec![callback("hook_1")])
-        .unwrap();
+    set.add_callbacks(
+        HookEvent::PreToolUse,
+        "Edit|Write",
+        vec![callback("hook_1")],
+    )
+    .unwrap();
     assert!(set.has(HookEvent::PreToolUse));
     assert!(!set.has(HookEvent::PostToolUse));
     let asked = Arc::new(Mutex::new(Vec::new()));
@@ -143,7 +145,8 @@ async fn failures_are_reported_and_block_only_when_the_matcher_says_so() {
             block_on_failure,
             ..callback("hook_0")
         };
-        set.add_callbacks(HookEvent::PreToolUse, "", vec![hook]).unwrap();
+        set.add_callbacks(HookEvent::PreToolUse, "", vec![hook])
+            .unwrap();
         let answers = BTreeMap::from([(
             "hook_0",
             CallbackReply::Failed("ValueError: bad input".into()),
@@ -179,7 +182,8 @@ async fn an_unusable_answer_counts_as_a_failure() {
         block_on_failure: true,
         ..callback("hook_0")
     };
-    set.add_callbacks(HookEvent::PreToolUse, "", vec![hook]).unwrap();
+    set.add_callbacks(HookEvent::PreToolUse, "", vec![hook])
+        .unwrap();
     let answers = BTreeMap::from([(
         "hook_0",
         CallbackReply::Output(json!({"hookSpecificOutput": {
@@ -211,9 +215,7 @@ async fn a_silent_callback_times_out_and_an_interrupt_cancels_it() {
     set.add_callbacks(HookEvent::Stop, "", vec![hook]).unwrap();
     let never = |_: CallbackHook, _: Value| std::future::pending::<CallbackReply>();
     let input = context(dir.path()).stop(false);
-    let outcome = set
-        .run_with(&input, &HookEnv::new(dir.path()), never)
-        .await;
+    let outcome = set.run_with(&input, &HookEnv::new(dir.path()), never).await;
     assert!(matches!(
         &outcome.errors[0].failure,
         HookFailure::Callback(why) if why.contains("did not answer within 0.1 s")
@@ -259,7 +261,10 @@ fn a_broken_matcher_is_refused_with_the_fix() {
     let problem = set
         .add_callbacks(HookEvent::PreToolUse, "Edit(", vec![callback("hook_0")])
         .unwrap_err();
-    assert!(problem.contains("Edit(") && problem.contains("Edit|Write"), "{problem}");
+    assert!(
+        problem.contains("Edit(") && problem.contains("Edit|Write"),
+        "{problem}"
+    );
     assert!(set.list().is_empty());
     set.add_callbacks(HookEvent::PreToolUse, "Bash", vec![callback("hook_0")])
         .unwrap();
