@@ -122,7 +122,7 @@ async fn query_with_a_tool_call_returns_typed_messages_ending_in_a_result() {
         h.project().display().to_string()
     );
     assert_eq!(messages[1]["content"][1]["name"], "Read");
-    assert_eq!(messages[1]["model"], "claude-sonnet-4-5");
+    assert_eq!(messages[1]["model"], messages[0]["data"]["model"]);
     assert_eq!(messages[2]["content"][0]["tool_use_id"], "toolu_read");
     assert!(
         messages[2]["content"][0]["content"]
