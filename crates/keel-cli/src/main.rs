@@ -6,15 +6,16 @@ use std::process::ExitCode;
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use keel_setup::{Workspace, WorkspaceRequest};
 
 mod args;
 mod commands;
+mod control;
 mod print;
 mod render;
+mod stream_input;
 
-use args::{Args, Command};
+use args::{Args, Command, InputFormat};
 
 fn main() -> ExitCode {
     // keel re-executes itself to confine a shell command: apply the sandbox, then exec the
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         let code = keel_policy::sandbox::run_launcher(std::env::args_os().skip(2));
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let args = Args::parse();
+    let args = args::parse_lenient();
     init_logging();
     match run(args) {
         Ok(code) => code,
@@ -76,7 +77,12 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
         Some(Command::Serve(command)) => commands::serve::run(command, &args, &ws),
         Some(Command::Acp(command)) => commands::acp::run(command, &args, &ws),
-        None if args.print => print::run(&args, &ws),
+        None if args.print || args.input_format == InputFormat::StreamJson => {
+            for (flag, instead) in args.unsupported.given() {
+                eprintln!("keel: warning: {flag} is not supported yet; {instead}");
+            }
+            print::run(&args, &ws)
+        }
         None if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() => {
             interactive(&args, &ws)
         }

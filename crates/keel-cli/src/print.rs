@@ -6,13 +6,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use keel_engine::{Approver, Session};
+use keel_engine::Session;
 use keel_protocol::{Event, Op, Outcome};
 use tokio::sync::mpsc;
 
-use crate::args::{Args, OutputFormat};
+use crate::args::{Args, InputFormat, OutputFormat};
 use crate::render::{Renderer, RunInfo, outcome_message};
-use keel_setup::{Workspace, prepare};
+use keel_setup::{Extras, Workspace, prepare_with};
+
+use crate::args::approver_for;
 
 /// Exit status after an interrupt, as shells report death by SIGINT.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -22,13 +24,22 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
     if args.output_format == OutputFormat::StreamJson && !args.verbose {
         bail!("--output-format=stream-json requires --verbose (as with claude -p)");
     }
+    if args.input_format == InputFormat::StreamJson {
+        return crate::stream_input::run(args, ws);
+    }
+    let approver = approver_for(args)?;
     let prompt = read_prompt(args.prompt.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let prepared = prepare(&args.session_options(), ws, Approver::Unattended).await?;
+        let extras = Extras {
+            stream_events: args.include_partial_messages
+                && args.output_format == OutputFormat::StreamJson,
+            ..Extras::default()
+        };
+        let prepared = prepare_with(&args.session_options(), ws, approver, extras).await?;
         let info = RunInfo {
             model: prepared.model,
             api_key_source: prepared.api_key_source,
@@ -39,7 +50,14 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
             agents: prepared.agents,
             skills: prepared.skills,
         };
-        print_mode(prepared.session, prompt, args.output_format, info).await
+        print_mode(
+            prepared.session,
+            prompt,
+            args.output_format,
+            info,
+            args.include_partial_messages,
+        )
+        .await
     })?;
     // Tools may leave blocking work (a directory walk) behind after an interrupt: don't wait.
     runtime.shutdown_background();
@@ -52,6 +70,7 @@ pub async fn print_mode(
     prompt: String,
     format: OutputFormat,
     info: RunInfo,
+    partial_messages: bool,
 ) -> Result<Outcome> {
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
@@ -62,7 +81,8 @@ pub async fn print_mode(
     // With no more ops to come, the engine ends after this run.
     drop(ops);
 
-    let mut renderer = Renderer::new(format, std::io::stdout().lock(), info);
+    let mut renderer = Renderer::new(format, std::io::stdout().lock(), info)
+        .with_partial_messages(partial_messages);
     let mut outcome = None;
     while let Some(event) = events.recv().await {
         if let Err(error) = renderer.event(&event) {
@@ -95,7 +115,9 @@ pub async fn print_mode(
 
 /// The first Ctrl-C interrupts the run (which then ends with what it has); a second one exits
 /// at once.
-fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinHandle<()>> {
+pub(crate) fn watch_interrupts(
+    ops: mpsc::UnboundedSender<Op>,
+) -> Result<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -40,6 +40,11 @@ pub struct Renderer<W: Write> {
     info: RunInfo,
     session_id: String,
     last_stop_reason: Option<StopReason>,
+    /// Print `stream_event` lines (`--include-partial-messages`).
+    partial_messages: bool,
+    /// Print `system`/`status` lines when the permission mode changes (the Agent SDK's
+    /// control protocol).
+    status_lines: bool,
 }
 
 impl<W: Write> Renderer<W> {
@@ -51,7 +56,27 @@ impl<W: Write> Renderer<W> {
             info,
             session_id: String::new(),
             last_stop_reason: None,
+            partial_messages: false,
+            status_lines: false,
         }
+    }
+
+    /// Also prints the model's raw stream as `stream_event` lines (stream-json only).
+    pub fn with_partial_messages(mut self, on: bool) -> Self {
+        self.partial_messages = on;
+        self
+    }
+
+    /// Also prints a `system` `status` line when the permission mode changes (stream-json
+    /// only), as Claude Code does for the Agent SDK.
+    pub fn with_status_lines(mut self, on: bool) -> Self {
+        self.status_lines = on;
+        self
+    }
+
+    /// The session's id, once its `init` line was rendered.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
     }
 
     /// Renders one event. Errors are write errors (e.g. a closed pipe).
@@ -180,6 +205,31 @@ impl<W: Write> Renderer<W> {
                 }
                 self.out.flush()?;
             }
+            Event::StreamEvent { event } => {
+                if self.partial_messages && self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "stream_event",
+                        "event": event,
+                        "parent_tool_use_id": null,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
+            Event::PermissionModeChanged { mode } => {
+                if self.status_lines && self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "system",
+                        "subtype": "status",
+                        "status": null,
+                        "permissionMode": mode,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
             Event::TurnStarted { .. }
             | Event::TextDelta { .. }
             | Event::ThinkingDelta { .. }
@@ -187,10 +237,10 @@ impl<W: Write> Renderer<W> {
             | Event::PermissionDenied { .. }
             | Event::UserMessage { .. }
             | Event::ApprovalRequested { .. }
+            | Event::HookCallback { .. }
             | Event::ContextUsage { .. }
             | Event::Compacted { .. }
             | Event::PlanUpdated { .. }
-            | Event::PermissionModeChanged { .. }
             | Event::ModelChanged { .. } => {}
         }
         Ok(())

@@ -462,6 +462,7 @@ impl Session {
             model: Mutex::new(model.clone()),
             grants: self.shared.grants.clone(),
             model_before: Mutex::new(None),
+            hook_replies: self.shared.hook_replies.clone(),
         });
         let mut config = self.config.clone();
         if model != parent_model {

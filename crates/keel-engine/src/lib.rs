@@ -23,9 +23,12 @@ use tokio_util::sync::CancellationToken;
 mod agent;
 mod compact;
 mod emit;
+mod frontend_hooks;
 mod hooks;
+mod partial;
 mod permission;
 mod plan_mode;
+mod prompt_tool;
 mod skill;
 mod slash;
 mod tools;
@@ -62,6 +65,8 @@ pub struct SessionConfig {
     pub pricing: Pricing,
     /// The model's context window in tokens.
     pub context_window: u64,
+    /// Report the model's raw stream as [`Event::StreamEvent`]s (`--include-partial-messages`).
+    pub stream_events: bool,
 }
 
 impl SessionConfig {
@@ -78,6 +83,7 @@ impl SessionConfig {
             thinking: None,
             cache: true,
             pricing: Pricing::builtin(),
+            stream_events: false,
         }
     }
 }
@@ -149,6 +155,9 @@ pub(crate) struct Shared {
     pub(crate) grants: Arc<skill::Grants>,
     /// The model to go back to when the run ends, if a skill or command switched it.
     pub(crate) model_before: Mutex<Option<String>>,
+    /// Hook callbacks waiting for the frontend, shared with subagents (whose events reach the
+    /// frontend through the parent).
+    pub(crate) hook_replies: Arc<frontend_hooks::HookReplies>,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -177,6 +186,7 @@ impl Session {
             model: Mutex::new(setup.config.model.clone()),
             grants: Arc::new(skill::Grants::default()),
             model_before: Mutex::new(None),
+            hook_replies: Arc::new(frontend_hooks::HookReplies::default()),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
@@ -676,6 +686,13 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
         Op::SetModel { model } => {
             lock(&shared.model).clone_from(&model);
             emitter.emit(Event::ModelChanged { model });
+            None
+        }
+        Op::HookResult { request_id, reply } => {
+            // A late answer (after the hook's timeout or an interrupt) has nobody to go to.
+            if !shared.hook_replies.answer(&request_id, reply) {
+                tracing::debug!(%request_id, "hook answer arrived after the hook was given up");
+            }
             None
         }
         Op::Interrupt => None,

@@ -20,6 +20,10 @@ pub enum Approver {
     /// Nobody can answer (print mode): a call that needs approval is denied, with a message
     /// saying how to allow it.
     Unattended,
+    /// An MCP tool answers (`--permission-prompt-tool mcp__server__tool`, as in Claude Code):
+    /// it is called with `{tool_name, input, tool_use_id}` and answers with the JSON text
+    /// `{"behavior":"allow","updatedInput":{...}}` or `{"behavior":"deny","message":"..."}`.
+    PromptTool(String),
 }
 
 /// The session's permission state, shared between the running turn and the op loop so a mode

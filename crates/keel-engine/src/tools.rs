@@ -275,6 +275,10 @@ impl Session {
                 deny(call, reason, emitter, tally)
             }
             _ => match permissions.approver() {
+                Approver::PromptTool(tool) => {
+                    self.ask_prompt_tool(tool, call, input, ctx, emitter, tally)
+                        .await
+                }
                 Approver::Unattended => {
                     let reason = unattended_refusal(&call.name, &reason, &verdict.suggestions);
                     deny(call, reason, emitter, tally)
@@ -344,7 +348,12 @@ impl Session {
 }
 
 /// Refuses a call: recorded in `permission_denials` and reported as an event.
-fn deny(call: &PlannedCall, reason: String, emitter: &Emitter, tally: &mut RunTally) -> Gate {
+pub(crate) fn deny(
+    call: &PlannedCall,
+    reason: String,
+    emitter: &Emitter,
+    tally: &mut RunTally,
+) -> Gate {
     let denial = PermissionDenial {
         tool_name: call.name.clone(),
         tool_use_id: call.id.clone(),

@@ -80,6 +80,11 @@ impl Session {
             match item {
                 None => break,
                 Some(Ok(event)) => {
+                    if self.config.stream_events
+                        && let Some(wire) = crate::partial::wire_event(&event)
+                    {
+                        emitter.emit(Event::StreamEvent { event: wire });
+                    }
                     match &event {
                         StreamEvent::TextDelta { text, .. } => {
                             emitter.emit(Event::TextDelta { text: text.clone() });

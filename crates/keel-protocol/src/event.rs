@@ -38,6 +38,29 @@ pub enum Op {
         /// What the summary should focus on.
         instructions: Option<String>,
     },
+    /// The frontend's answer to an [`Event::HookCallback`].
+    HookResult {
+        /// The callback request being answered.
+        request_id: String,
+        /// What the callback answered.
+        reply: HookReply,
+    },
+}
+
+/// What a frontend-run hook callback (an Agent SDK hook) answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HookReply {
+    /// The callback's output: a JSON object read like a command hook's JSON stdout.
+    Output {
+        /// The output object.
+        output: Value,
+    },
+    /// The callback failed (raised, or its answer could not be delivered).
+    Failed {
+        /// What went wrong, for the user.
+        error: String,
+    },
 }
 
 /// How the user answered a permission question.
@@ -293,6 +316,26 @@ pub enum Event {
         command: String,
         /// Its output, plain text.
         text: String,
+    },
+    /// A hook the frontend registered (an Agent SDK callback) must run now; the engine waits
+    /// for an [`Op::HookResult`] with the same `request_id` (or the hook's timeout).
+    HookCallback {
+        /// Echo this in the answer.
+        request_id: String,
+        /// The frontend's id for the callback.
+        callback_id: String,
+        /// The hook's input JSON, exactly as a command hook would read it on stdin.
+        input: Value,
+        /// The tool call the hook is about, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_use_id: Option<String>,
+    },
+    /// One raw event of the model's stream in the Anthropic Messages API's shape
+    /// (`message_start`, `content_block_delta`, ...), for frontends that show partial messages;
+    /// emitted only when the session asks for them.
+    StreamEvent {
+        /// The event, as the API would send it.
+        event: Value,
     },
     /// An event of a subagent, tagged with the `Agent` tool call that runs it.
     Subagent {

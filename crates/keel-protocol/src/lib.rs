@@ -10,7 +10,8 @@ use serde_json::Value;
 
 mod event;
 pub use event::{
-    ApprovalAnswer, Event, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial, PlanItem,
+    ApprovalAnswer, Event, HookReply, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial,
+    PlanItem,
 };
 
 /// Identifies one agent session; a UUID string, as Claude Code uses, so scripts can pass it around.

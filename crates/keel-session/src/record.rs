@@ -66,6 +66,8 @@ pub fn is_persisted(event: &Event) -> bool {
         | Event::Retrying { .. }
         | Event::ContextUsage { .. }
         | Event::Notice { .. }
+        | Event::HookCallback { .. }
+        | Event::StreamEvent { .. }
         | Event::Subagent { .. } => false,
     }
 }

@@ -13,7 +13,7 @@ use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, Sour
 use keel_context::{Environment, GitStatus, PartKind, PromptInputs, PromptOptions, SystemPrompt};
 use keel_engine::{Approver, ContextSetup, HookSetup, Session, SessionConfig, SessionSetup};
 use keel_model::{ModelClient, Pricing, ProviderKind, ProviderOptions, RecordingClient, Selected};
-use keel_policy::hooks::HookSet;
+use keel_policy::hooks::{CallbackHook, HookEvent, HookSet};
 use keel_policy::sandbox::SandboxPolicy;
 use keel_policy::{PermissionMode, Policy, RuleList, RuleSource};
 use keel_protocol::{Event, SessionId};
@@ -342,18 +342,43 @@ impl Workspace {
             .and_then(|git| git.join(GIT_STATUS_WAIT));
         let env = Environment::detect(&self.cwd, &additional_dirs).with_git_status(git);
         let memory = self.memory_loader().load();
+        let (replace, append) = self.prompt_flags(opts)?;
         let skills = keel_context::render_skills(&self.definitions().skills);
         let prompt = SystemPrompt::assemble(&PromptInputs {
             env: &env,
             memory: &memory.files,
             skills: skills.as_deref(),
             agents: None,
-            options: &PromptOptions {
-                replace: opts.system_prompt.clone(),
-                append: opts.append_system_prompt.clone(),
-            },
+            options: &PromptOptions { replace, append },
         });
         Ok((prompt, memory.warnings, memory.files))
+    }
+
+    /// `--system-prompt`/`--system-prompt-file` and `--append-system-prompt`(`-file`), the
+    /// files read.
+    fn prompt_flags(&self, opts: &SessionOptions) -> Result<(Option<String>, Option<String>)> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read_to_string(self.cwd.join(path)).map_err(|error| {
+                SetupError::Invalid(format!(
+                    "{flag} {}: cannot read the file ({error})",
+                    path.display()
+                ))
+            })
+        };
+        let replace = match (&opts.system_prompt, &opts.system_prompt_file) {
+            (Some(_), Some(_)) => {
+                return bail("give --system-prompt or --system-prompt-file, not both");
+            }
+            (Some(text), None) => Some(text.clone()),
+            (None, Some(path)) => Some(read("--system-prompt-file", path)?),
+            (None, None) => None,
+        };
+        let mut append: Vec<String> = opts.append_system_prompt.iter().cloned().collect();
+        if let Some(path) = &opts.append_system_prompt_file {
+            append.push(read("--append-system-prompt-file", path)?);
+        }
+        let append = (!append.is_empty()).then(|| append.join("\n\n"));
+        Ok((replace, append))
     }
 
     /// The loader of this directory's memory files (AGENTS.md, CLAUDE.md, ...).
@@ -439,6 +464,17 @@ impl Workspace {
 /// The thinking budget `--thinking` without a number (and `alwaysThinkingEnabled`) asks for.
 const DEFAULT_THINKING_BUDGET: u32 = 10_000;
 
+/// What a frontend adds to a session beyond the flags and settings.
+#[derive(Default)]
+pub struct Extras {
+    /// Hooks the frontend runs itself (Agent SDK callbacks): event, matcher and callbacks.
+    pub hook_callbacks: Vec<(HookEvent, String, Vec<CallbackHook>)>,
+    /// How to reach MCP servers of type `sdk` (in the Agent SDK program's process).
+    pub sdk_bridge: Option<Arc<dyn keel_mcp::SdkBridge>>,
+    /// Report the model's raw stream as events (`--include-partial-messages`).
+    pub stream_events: bool,
+}
+
 /// A session ready to serve, and what the renderer needs to know that the events do not say.
 pub struct Prepared {
     /// The session, ready to serve.
@@ -465,16 +501,42 @@ pub struct Prepared {
     pub resumed: bool,
     /// The permission mode the session starts in.
     pub permission_mode: PermissionMode,
+    /// The session's MCP servers (a handle shared with the session), if any are configured.
+    pub mcp: Option<keel_mcp::McpManager>,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
 /// prompt, hooks, sandbox, and a new, continued, resumed or forked transcript.
+/// Builds the session a frontend that adds nothing of its own works in.
 pub async fn prepare(
     opts: &SessionOptions,
     ws: &Workspace,
     approver: Approver,
 ) -> Result<Prepared> {
-    let policy = ws.policy(opts)?;
+    prepare_with(opts, ws, approver, Extras::default()).await
+}
+
+/// [`prepare`], with what a frontend adds (SDK hook callbacks and in-process MCP servers).
+pub async fn prepare_with(
+    opts: &SessionOptions,
+    ws: &Workspace,
+    approver: Approver,
+    extras: Extras,
+) -> Result<Prepared> {
+    let mut policy = ws.policy(opts)?;
+    if let Some(tools) = opts.tools.as_deref()
+        && tools.trim() != "default"
+    {
+        // The session adds these tools by itself unless a bare deny rule hides them; --tools
+        // names every built-in tool the model gets.
+        let named: Vec<&str> = tools.split([',', ' ']).map(str::trim).collect();
+        let hidden = SESSION_TOOLS
+            .iter()
+            .copied()
+            .filter(|tool| !named.contains(tool));
+        let source = RuleSource::new("--tools", ws.cwd.clone());
+        let _ = policy.add_rules(RuleList::Deny, hidden, &source);
+    }
     let options = ws.provider_options(opts)?;
     let lookup = |name: &str| ws.var(name);
     // MCP servers start while the provider is chosen: neither waits for the other.
@@ -483,7 +545,9 @@ pub async fn prepare(
         if servers.is_empty() {
             None
         } else {
-            Some(keel_mcp::McpManager::start(servers, ws.mcp_options()).await)
+            let mut options = ws.mcp_options();
+            options.sdk_bridge = extras.sdk_bridge.clone();
+            Some(keel_mcp::McpManager::start(servers, options).await)
         }
     });
     let selected: Selected = selected?;
@@ -493,6 +557,9 @@ pub async fn prepare(
                 ws.warn(&format!("MCP server {name} is not available: {reason}"));
             }
         }
+    }
+    if let Approver::PromptTool(tool) = &approver {
+        check_prompt_tool(tool, mcp.as_ref())?;
     }
     let client: Arc<dyn ModelClient> = match &opts.record {
         Some(path) => Arc::new(
@@ -529,6 +596,7 @@ pub async fn prepare(
         .effective
         .context_window
         .unwrap_or(selected.context_window);
+    config.stream_events = extras.stream_events;
 
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path, earlier) =
@@ -564,9 +632,14 @@ pub async fn prepare(
         }));
     }
 
-    let (hook_set, hook_warnings) = HookSet::from_loaded(&ws.settings);
+    let (mut hook_set, hook_warnings) = HookSet::from_loaded(&ws.settings);
     for warning in hook_warnings {
         ws.warn(&warning.to_string());
+    }
+    for (event, matcher, callbacks) in extras.hook_callbacks {
+        hook_set
+            .add_callbacks(event, &matcher, callbacks)
+            .map_err(SetupError::Invalid)?;
     }
     let hooks = (!hook_set.list().is_empty()).then(|| HookSetup {
         set: hook_set,
@@ -582,7 +655,7 @@ pub async fn prepare(
         id,
         config,
         client,
-        tools: ToolRegistry::builtin(),
+        tools: builtin_tools(opts.tools.as_deref())?,
         tool_ctx,
         policy,
         approver,
@@ -590,7 +663,7 @@ pub async fn prepare(
         history,
         transcript: Some(transcript),
         hooks,
-        mcp,
+        mcp: mcp.clone(),
         context: ContextSetup {
             auto_threshold: ws.settings.effective.auto_compact_threshold,
             notes_path: Some(session_dir.join("notes.md")),
@@ -644,7 +717,61 @@ pub async fn prepare(
         transcript_path,
         resumed,
         permission_mode,
+        mcp,
     })
+}
+
+/// Tools the engine adds to a session by itself (so not in [`ToolRegistry::builtin`]), which
+/// `--tools` may still name.
+const SESSION_TOOLS: [&str; 3] = ["ExitPlanMode", "Agent", "Skill"];
+
+/// The built-in tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the
+/// named ones; an unknown name is an error listing the known ones.
+fn builtin_tools(wanted: Option<&str>) -> Result<ToolRegistry> {
+    let mut registry = ToolRegistry::builtin();
+    let Some(wanted) = wanted.map(str::trim) else {
+        return Ok(registry);
+    };
+    if wanted == "default" {
+        return Ok(registry);
+    }
+    let names: Vec<&str> = wanted
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .collect();
+    let mut known = registry.names();
+    known.extend(SESSION_TOOLS.iter().map(|tool| tool.to_string()));
+    for name in &names {
+        if !known.iter().any(|k| k == name) {
+            return bail(format!(
+                "--tools: keel has no built-in tool {name:?}; known tools: {} (or \"default\" for \
+                 all, \"\" for none)",
+                known.join(", ")
+            ));
+        }
+    }
+    registry.retain(|name| names.contains(&name));
+    Ok(registry)
+}
+
+/// Checks that the `--permission-prompt-tool` MCP tool exists, so a typo fails at start rather
+/// than refusing every call that needs approval.
+fn check_prompt_tool(tool: &str, mcp: Option<&keel_mcp::McpManager>) -> Result<()> {
+    let available: Vec<String> = mcp
+        .map(|m| m.tools().iter().map(|t| t.name().to_string()).collect())
+        .unwrap_or_default();
+    if available.iter().any(|name| name == tool) {
+        return Ok(());
+    }
+    let listed = if available.is_empty() {
+        "none (configure its server with --mcp-config or .mcp.json)".to_string()
+    } else {
+        available.join(", ")
+    };
+    bail(format!(
+        "--permission-prompt-tool {tool}: no such MCP tool is available; MCP tools here: {listed}"
+    ))
 }
 
 /// The servers' own instructions (from `initialize`), as one system prompt section.

@@ -29,8 +29,14 @@ pub struct SessionOptions {
     pub max_retries: Option<u32>,
     /// `--system-prompt`: replaces keel's system prompt.
     pub system_prompt: Option<String>,
+    /// `--system-prompt-file`: a file whose text replaces keel's system prompt.
+    pub system_prompt_file: Option<PathBuf>,
     /// `--append-system-prompt`: added to the system prompt.
     pub append_system_prompt: Option<String>,
+    /// `--append-system-prompt-file`: a file whose text is added to the system prompt.
+    pub append_system_prompt_file: Option<PathBuf>,
+    /// `--tools`: the built-in tools the model gets (`default` all, empty none, else names).
+    pub tools: Option<String>,
     /// `--add-dir`: more directories the agent may work in.
     pub add_dir: Vec<PathBuf>,
     /// `--permission-mode`, in Claude Code's spelling.

@@ -1,5 +1,5 @@
 //! Third-party software the tests run against (MCP servers from npm and PyPI, the MCP
-//! conformance suite, the Python MCP and ACP SDKs), installed on first use into `<checkout>/.peers`
+//! conformance suite, the Python MCP and ACP SDKs, the Claude Agent SDK), installed on first use into `<checkout>/.peers`
 //! (ignored by git) so that `cargo test` works on a fresh machine with nothing but the
 //! package registries. Installing is idempotent and serialised across test processes.
 
@@ -16,6 +16,9 @@ const NEEDED: &[&str] = &[
     "venv/bin/mcp-server-time",
     "venv/bin/python",
 ];
+
+/// Python packages (import names) that must be in the venv's site-packages.
+const NEEDED_PYTHON: &[&str] = &["mcp", "acp", "claude_agent_sdk"];
 
 /// The checkout's root.
 fn checkout() -> PathBuf {
@@ -48,11 +51,14 @@ pub fn ensure() -> PathBuf {
 }
 
 fn installed(dir: &Path) -> bool {
-    NEEDED.iter().all(|path| dir.join(path).exists()) && has_python_package(dir, "acp")
+    NEEDED.iter().all(|path| dir.join(path).exists())
+        && NEEDED_PYTHON
+            .iter()
+            .all(|package| python_package_installed(dir, package))
 }
 
-/// Whether the venv has a package (its folder name; the Python version varies by machine).
-fn has_python_package(dir: &Path, package: &str) -> bool {
+/// Whether `venv/lib/python3.*/site-packages/<package>` exists (the minor version varies).
+fn python_package_installed(dir: &Path, package: &str) -> bool {
     let Ok(entries) = std::fs::read_dir(dir.join("venv/lib")) else {
         return false;
     };

@@ -297,7 +297,11 @@ impl App {
                 self.info.model = model;
                 self.mode = permission_mode;
             }
-            Event::UserMessage { .. } | Event::TurnStarted { .. } => {}
+            // The UI registers no frontend hooks and does not ask for raw stream events.
+            Event::UserMessage { .. }
+            | Event::TurnStarted { .. }
+            | Event::HookCallback { .. }
+            | Event::StreamEvent { .. } => {}
             Event::TextDelta { text } => {
                 self.thinking = false;
                 self.output_chars += text.len();
