@@ -107,6 +107,8 @@ pub struct App {
     /// already in the scrollback.
     answer: String,
     committed: usize,
+    /// Whether lines of the current message were printed already (its bullet is shown).
+    answer_started: bool,
     thinking: bool,
     running: Option<Instant>,
     output_chars: usize,
@@ -157,6 +159,7 @@ impl App {
             pending: Vec::new(),
             answer: String::new(),
             committed: 0,
+            answer_started: false,
             thinking: false,
             running: None,
             output_chars: 0,
@@ -506,25 +509,25 @@ impl App {
             }
         };
         let lines = markdown::render(&self.answer[..done], width);
-        // The last rendered line of a partial answer may still grow (a list item, a paragraph
-        // without its final newline); keep it back unless the answer ended.
-        let ready = if all {
-            lines.len()
-        } else {
-            lines.len().saturating_sub(0)
-        };
-        if ready > self.committed {
-            let first = self.committed == 0;
-            for (i, line) in lines[self.committed..ready].iter().enumerate() {
-                let lead = if first && i == 0 { "● " } else { "  " };
+        if lines.len() > self.committed {
+            for line in &lines[self.committed..] {
+                let lead = if self.answer_started { "  " } else { "● " };
+                self.answer_started = true;
                 let mut spans = vec![Span::raw(lead)];
                 spans.extend(line.spans.iter().cloned());
                 self.pending.push(Line::from(spans));
             }
-            self.committed = ready;
+            self.committed = lines.len();
         }
         if all {
             self.answer.clear();
+            self.committed = 0;
+            self.answer_started = false;
+            self.pending.push(Line::default());
+        } else if ends_block(&self.answer[..done]) {
+            // A finished block is never rendered again: drop its source so each frame renders
+            // only the block that is still streaming, however long the answer grows.
+            self.answer.drain(..done);
             self.committed = 0;
             self.pending.push(Line::default());
         }
@@ -1105,7 +1108,11 @@ impl App {
         if !self.answer.is_empty() {
             let lines = markdown::render(&self.answer, width.saturating_sub(2).max(10));
             for (i, line) in lines.iter().enumerate().skip(self.committed) {
-                let lead = if i == 0 { "● " } else { "  " };
+                let lead = if i == 0 && !self.answer_started {
+                    "● "
+                } else {
+                    "  "
+                };
                 let mut spans = vec![Span::raw(lead)];
                 spans.extend(line.spans.iter().cloned());
                 rows.push(Line::from(spans));
@@ -1331,6 +1338,22 @@ pub fn fuzzy_files(files: &[String], query: &str) -> Vec<String> {
         .take(50)
         .map(|(_, f)| f.clone())
         .collect()
+}
+
+/// Whether Markdown source ends at a block boundary (a blank line outside a code fence), so
+/// what follows renders the same without it.
+fn ends_block(source: &str) -> bool {
+    if !source.ends_with("\n\n") {
+        return false;
+    }
+    let fences = source
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            t.starts_with("```") || t.starts_with("~~~")
+        })
+        .count();
+    fences % 2 == 0
 }
 
 /// A small file's text (for the "before" side of a Write's diff).

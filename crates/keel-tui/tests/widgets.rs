@@ -114,7 +114,7 @@ fn tool_entries_collapsed_and_expanded() {
     insta::assert_debug_snapshot!("bash_failed_styled", buffer(&failed, 60));
     let expanded = entry_lines(
         "Grep",
-        json!({"pattern": "fn parse", "path": "src"}),
+        json!({"pattern": "fn parse"}),
         "src/lib.rs:3:fn parse()",
         false,
         None,
