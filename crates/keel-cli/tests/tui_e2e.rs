@@ -90,11 +90,10 @@ impl Pane {
     }
 
     async fn wait_screen(&self, what: &str, condition: impl Fn(&str) -> bool) -> String {
-        let mut last = String::new();
         let limit = Duration::from_secs(20);
         let start = std::time::Instant::now();
         loop {
-            last = self.screen();
+            let last = self.screen();
             if condition(&last) {
                 return last;
             }

@@ -612,10 +612,8 @@ impl App {
                 }
                 self.submit();
             }
-            KeyCode::Tab => {
-                if !popup.is_empty() {
-                    self.accept_completion(&popup);
-                }
+            KeyCode::Tab if !popup.is_empty() => {
+                self.accept_completion(&popup);
             }
             KeyCode::BackTab => self.cycle_mode(),
             KeyCode::Up if !popup.is_empty() && !self.popup_dismissed => {
@@ -1120,7 +1118,7 @@ impl App {
         }
         for tool in &self.tools {
             let arg = cells::tool_argument(&tool.name, &tool.input, &self.info.cwd);
-            let blink = if self.tick % 2 == 0 {
+            let blink = if self.tick.is_multiple_of(2) {
                 Color::Gray
             } else {
                 Color::DarkGray
