@@ -181,6 +181,8 @@ impl<W: Write> Renderer<W> {
             | Event::PermissionDenied { .. }
             | Event::UserMessage { .. }
             | Event::ApprovalRequested { .. }
+            // Print mode never offers AskUserQuestion, so no question reaches this renderer.
+            | Event::QuestionAsked { .. }
             | Event::ContextUsage { .. }
             | Event::Compacted { .. }
             | Event::PlanUpdated { .. }

@@ -24,6 +24,7 @@ mod emit;
 mod hooks;
 mod permission;
 mod plan_mode;
+mod question;
 mod tools;
 mod turn;
 
@@ -31,6 +32,7 @@ pub use emit::EventSender;
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
+pub use question::AskUserQuestion;
 
 use emit::{Emitter, lock};
 use permission::Permissions;
@@ -124,6 +126,7 @@ pub struct Session {
 pub(crate) struct Shared {
     pub(crate) permissions: Permissions,
     pub(crate) model: Mutex<String>,
+    pub(crate) questions: question::PendingQuestions,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -146,12 +149,20 @@ impl Session {
         let shared = Arc::new(Shared {
             permissions: Permissions::new(setup.policy, setup.approver, setup.local_settings),
             model: Mutex::new(setup.config.model.clone()),
+            questions: question::PendingQuestions::default(),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
         if tools.get(plan_mode::NAME).is_none() && !shared.permissions.is_hidden(plan_mode::NAME) {
             // Registering cannot fail: the name is free (checked above) and the schema is fixed.
             let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
+        }
+        // Questions need someone to answer them: print mode does not offer the tool.
+        if *shared.permissions.approver() == Approver::Interactive
+            && tools.get(question::NAME).is_none()
+            && !shared.permissions.is_hidden(question::NAME)
+        {
+            let _ = tools.register(Arc::new(AskUserQuestion));
         }
         let mut session = Self {
             id: setup.id,
@@ -560,6 +571,20 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
                     level: NoticeLevel::Warning,
                     message: format!(
                         "no question is waiting for approval {request_id}; the answer was ignored"
+                    ),
+                });
+            }
+            None
+        }
+        Op::AnswerQuestion {
+            request_id,
+            answers,
+        } => {
+            if !shared.questions.answer(&request_id, answers) {
+                emitter.emit(Event::Notice {
+                    level: NoticeLevel::Warning,
+                    message: format!(
+                        "no question is waiting for answers to {request_id}; the answers were ignored"
                     ),
                 });
             }
