@@ -431,11 +431,12 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
 
     let max_output_tokens = config.max_tokens;
     let context_window = config.context_window;
+    let tools = tools_for(ws, &selected, &client);
     let session = Session::new(SessionSetup {
         id,
         config,
         client,
-        tools: ToolRegistry::builtin(),
+        tools,
         tool_ctx,
         policy,
         approver,
@@ -454,6 +455,66 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         context_window,
         mcp_servers,
     })
+}
+
+/// The built-in tools, plus WebFetch (its prompts answered by a small model of the provider,
+/// or `web.fetchModel`) and WebSearch when there is something to search with: SearXNG
+/// (`web.searxngUrl`), else Brave (`web.braveApiKey` / `BRAVE_API_KEY`), else Anthropic's
+/// server-side search. Without any, WebSearch is not offered rather than failing when called.
+fn tools_for(ws: &Workspace, selected: &Selected, client: &Arc<dyn ModelClient>) -> ToolRegistry {
+    use keel_tools::builtin::{
+        BRAVE_ENDPOINT, SearchBackend, WebFetch, WebFetchConfig, WebSearch, default_fetch_model,
+    };
+    let mut tools = ToolRegistry::builtin();
+    let web = &ws.settings.effective.web;
+    let fetch_model = web
+        .fetch_model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| default_fetch_model(selected.kind, &selected.model));
+    let mut fetch = WebFetchConfig::new(client.clone(), fetch_model);
+    fetch.allow_private_hosts = web.allow_private_hosts.clone();
+    match WebFetch::new(fetch) {
+        Ok(tool) => register(&mut tools, Arc::new(tool)),
+        Err(error) => eprintln!("keel: warning: WebFetch is not available: {error}"),
+    }
+    let brave_key = web
+        .brave_api_key
+        .clone()
+        .or_else(|| ws.var("BRAVE_API_KEY"))
+        .filter(|k| !k.trim().is_empty());
+    let backend = if let Some(url) = web.searxng_url.clone() {
+        Some(SearchBackend::Searxng { base_url: url })
+    } else if let Some(api_key) = brave_key {
+        Some(SearchBackend::Brave {
+            api_key,
+            endpoint: web
+                .brave_api_url
+                .clone()
+                .unwrap_or_else(|| BRAVE_ENDPOINT.to_string()),
+        })
+    } else if selected.kind == ProviderKind::Anthropic {
+        Some(SearchBackend::Anthropic {
+            client: client.clone(),
+            model: selected.model.clone(),
+        })
+    } else {
+        None
+    };
+    if let Some(backend) = backend {
+        match WebSearch::new(backend) {
+            Ok(tool) => register(&mut tools, Arc::new(tool)),
+            Err(error) => eprintln!("keel: warning: WebSearch is not available: {error}"),
+        }
+    }
+    tools
+}
+
+fn register(tools: &mut ToolRegistry, tool: Arc<dyn keel_tools::Tool>) {
+    let name = tool.name().to_string();
+    if let Err(error) = tools.register(tool) {
+        eprintln!("keel: warning: {name} is not available: {error}");
+    }
 }
 
 /// The servers' own instructions (from `initialize`), as one system prompt section.
