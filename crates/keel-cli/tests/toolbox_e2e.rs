@@ -20,8 +20,7 @@ const PNG: [u8; 70] = [
     0, 0, 31, 21, 196, 137, 0, 0, 0, 13, 73, 68, 65, 84, 120, 218, 99, 100, 248, 207, 80, 15, 0, 3,
     134, 1, 128, 90, 52, 125, 107, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
 ];
-const PNG_BASE64: &str =
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+const PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 fn call(id: &str, name: &str, input: Value) -> ScriptedTurn {
     ScriptedTurn {
@@ -90,7 +89,12 @@ async fn reading_a_png_sends_the_model_an_image_block() {
     .await;
     std::fs::write(h.path("screenshot.png"), PNG).unwrap();
     let out = h
-        .run(&["-p", "what is in the screenshot?", "--output-format", "json"])
+        .run(&[
+            "-p",
+            "what is in the screenshot?",
+            "--output-format",
+            "json",
+        ])
         .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert_eq!(stdout_json(&out)["result"], "A single pixel.");
@@ -153,7 +157,9 @@ async fn web_fetch_reads_a_page_and_the_small_model_answers() {
     // The page went to the small model as Markdown, with the prompt.
     let reader = &requests[1].body;
     assert_eq!(reader["model"], "claude-haiku-4-5");
-    let text = reader["messages"][0]["content"][0]["text"].as_str().unwrap();
+    let text = reader["messages"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap();
     assert!(text.contains("# Widget API"), "{text}");
     assert!(text.contains("`widget.spin(speed)`"), "{text}");
     assert!(text.contains("How do I spin a widget?"), "{text}");
@@ -233,7 +239,11 @@ async fn web_search_is_offered_only_with_a_backend() {
 
     // With a SearXNG instance configured, it is offered and answers from there.
     let h = Harness::new(vec![
-        call("call_1", "WebSearch", json!({"query": "html to markdown crate"})),
+        call(
+            "call_1",
+            "WebSearch",
+            json!({"query": "html to markdown crate"}),
+        ),
         ScriptedTurn::text("Use htmd."),
     ])
     .await;
@@ -278,7 +288,10 @@ async fn print_mode_offers_the_web_tools_but_no_questions() {
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let names = tool_names(&h.requests()[0].body);
     for tool in ["NotebookEdit", "WebFetch", "WebSearch"] {
-        assert!(names.contains(&tool.to_string()), "{tool} missing: {names:?}");
+        assert!(
+            names.contains(&tool.to_string()),
+            "{tool} missing: {names:?}"
+        );
     }
     assert!(!names.contains(&"AskUserQuestion".to_string()), "{names:?}");
     // WebSearch is an ordinary tool for the main model; the server tool is only sent when

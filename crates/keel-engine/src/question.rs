@@ -70,7 +70,9 @@ impl Session {
             Ok(questions) => questions,
             Err(error) => {
                 return Gate::Refuse {
-                    reason: format!("The questions could not be read ({error}); check their shape."),
+                    reason: format!(
+                        "The questions could not be read ({error}); check their shape."
+                    ),
                 };
             }
         };

@@ -140,7 +140,12 @@ async fn the_user_answers_and_the_model_reads_the_answers() {
     .await
     .unwrap();
     let mut driver = Driver::start(&server, dir.path(), Approver::Interactive);
-    assert!(driver.tools().await.contains(&"AskUserQuestion".to_string()));
+    assert!(
+        driver
+            .tools()
+            .await
+            .contains(&"AskUserQuestion".to_string())
+    );
     driver.send(Op::UserInput {
         text: "set up the service".into(),
     });
@@ -193,7 +198,10 @@ async fn the_user_answers_and_the_model_reads_the_answers() {
             _ => None,
         })
         .await;
-    assert_eq!(structured["answers"]["Which database should the service use?"], "Postgres");
+    assert_eq!(
+        structured["answers"]["Which database should the service use?"],
+        "Postgres"
+    );
     assert_eq!(driver.finished().await, Outcome::Success);
 
     let result = tool_result(&server, 1);
@@ -229,7 +237,10 @@ async fn declining_or_interrupting_leaves_the_model_an_explanation() {
     let result = tool_result(&server, 1);
     assert_eq!(result["is_error"], true);
     assert!(
-        result["content"].as_str().unwrap().contains("declined to answer"),
+        result["content"]
+            .as_str()
+            .unwrap()
+            .contains("declined to answer"),
         "{result}"
     );
 
@@ -248,7 +259,12 @@ async fn print_mode_does_not_offer_the_tool() {
         .await
         .unwrap();
     let mut driver = Driver::start(&server, dir.path(), Approver::Unattended);
-    assert!(!driver.tools().await.contains(&"AskUserQuestion".to_string()));
+    assert!(
+        !driver
+            .tools()
+            .await
+            .contains(&"AskUserQuestion".to_string())
+    );
     driver.send(Op::UserInput { text: "hi".into() });
     assert_eq!(driver.finished().await, Outcome::Success);
     let names: Vec<String> = server.requests()[0].body["tools"]

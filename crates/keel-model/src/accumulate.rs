@@ -107,13 +107,10 @@ impl MessageAccumulator {
                 self.blocks.insert(*index, partial);
             }
             StreamEvent::TextDelta { index, text } => {
-                match self
-                    .blocks
-                    .entry(*index)
-                    .or_insert_with(|| Partial::Text {
-                        text: String::new(),
-                        citations: Vec::new(),
-                    }) {
+                match self.blocks.entry(*index).or_insert_with(|| Partial::Text {
+                    text: String::new(),
+                    citations: Vec::new(),
+                }) {
                     Partial::Text { text: buffer, .. } => buffer.push_str(text),
                     other => tracing::warn!(index, ?other, "text delta for a non-text block"),
                 }

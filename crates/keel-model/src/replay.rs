@@ -307,11 +307,9 @@ pub fn replay_events(
                             .into_iter()
                             .map(|text| StreamEvent::TextDelta { index, text }),
                     );
-                    events.extend(citations.iter().map(|citation| {
-                        StreamEvent::CitationDelta {
-                            index,
-                            citation: citation.clone(),
-                        }
+                    events.extend(citations.iter().map(|citation| StreamEvent::CitationDelta {
+                        index,
+                        citation: citation.clone(),
                     }));
                 }
                 _ => events.push(StreamEvent::BlockStart {

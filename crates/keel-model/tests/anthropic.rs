@@ -311,7 +311,10 @@ async fn server_tools_are_sent_and_their_blocks_round_trip_unchanged() {
     assert_eq!(tools.len(), 3, "two client tools, then the server tool");
     assert_eq!(tools[0]["name"], "Read");
     let mut sent_server_tool = tools[2].clone();
-    sent_server_tool.as_object_mut().unwrap().remove("cache_control");
+    sent_server_tool
+        .as_object_mut()
+        .unwrap()
+        .remove("cache_control");
     assert_eq!(sent_server_tool, web_search);
     let second = &requests[1].body;
     let replayed = &second["messages"][1]["content"];

@@ -369,10 +369,18 @@ mod tests {
         let blocks: Vec<ContentBlock> = serde_json::from_value(raw.clone()).unwrap();
         assert!(matches!(blocks[0], ContentBlock::Other(_)));
         assert!(matches!(blocks[1], ContentBlock::Other(_)));
-        assert_eq!(blocks[3], ContentBlock::Text { text: "plain".into() });
+        assert_eq!(
+            blocks[3],
+            ContentBlock::Text {
+                text: "plain".into()
+            }
+        );
         assert_eq!(blocks[3].text(), Some("plain"));
         // Order of keys and every field survive.
-        assert_eq!(serde_json::to_value(&blocks[..2]).unwrap(), json!(raw.as_array().unwrap()[..2]));
+        assert_eq!(
+            serde_json::to_value(&blocks[..2]).unwrap(),
+            json!(raw.as_array().unwrap()[..2])
+        );
         let cited = ContentBlock::Other(raw[2].clone());
         assert_eq!(cited.text(), Some("Rust is a language."));
         assert_eq!(serde_json::to_value(&cited).unwrap(), raw[2]);

@@ -485,7 +485,15 @@ mod tests {
         let registry = ToolRegistry::builtin();
         assert_eq!(
             registry.names(),
-            ["Read", "Write", "Edit", "Bash", "Glob", "Grep", "NotebookEdit"]
+            [
+                "Read",
+                "Write",
+                "Edit",
+                "Bash",
+                "Glob",
+                "Grep",
+                "NotebookEdit"
+            ]
         );
         let specs = registry.specs();
         assert_eq!(specs.len(), 7);
@@ -536,12 +544,15 @@ mod tests {
     fn tools_can_be_removed_and_filtered() {
         let mut registry = ToolRegistry::builtin();
         registry.retain(|name| name != "Bash" && name != "Write");
-        assert_eq!(registry.names(), ["Read", "Edit", "Glob", "Grep"]);
+        assert_eq!(
+            registry.names(),
+            ["Read", "Edit", "Glob", "Grep", "NotebookEdit"]
+        );
         assert!(registry.remove("Edit").is_some());
         assert!(registry.remove("Edit").is_none());
         assert!(registry.get("Edit").is_none());
         assert_eq!(registry.get("Read").unwrap().name(), "Read");
-        assert_eq!(registry.len(), 3);
+        assert_eq!(registry.len(), 4);
     }
 
     #[tokio::test]

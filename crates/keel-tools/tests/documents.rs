@@ -16,7 +16,11 @@ use serde_json::{Value, json};
 fn png(width: u32, height: u32) -> Vec<u8> {
     // A gradient, so the image does not compress to nothing.
     let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * 7 + y * 13) % 256) as u8])
+        image::Rgb([
+            (x % 256) as u8,
+            (y % 256) as u8,
+            ((x * 7 + y * 13) % 256) as u8,
+        ])
     });
     let mut out = Cursor::new(Vec::new());
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
@@ -129,8 +133,7 @@ fn pdf(pages: &[&str]) -> Vec<u8> {
         ));
     }
     objects.push(
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
-            .into(),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".into(),
     );
     let mut out = String::from("%PDF-1.4\n");
     let mut offsets = Vec::new();
@@ -139,7 +142,10 @@ fn pdf(pages: &[&str]) -> Vec<u8> {
         out.push_str(&format!("{} 0 obj\n{body}\nendobj\n", i + 1));
     }
     let xref = out.len();
-    out.push_str(&format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1));
+    out.push_str(&format!(
+        "xref\n0 {}\n0000000000 65535 f \n",
+        objects.len() + 1
+    ));
     for offset in offsets {
         out.push_str(&format!("{offset:010} 00000 n \n"));
     }
@@ -165,7 +171,12 @@ async fn a_pdf_is_read_page_by_page() {
     )
     .unwrap();
     let all = ws.ok("Read", json!({"file_path": s(&path)})).await;
-    assert!(all.content.starts_with(&format!("PDF {}: 4 pages.", s(&path))), "{}", all.content);
+    assert!(
+        all.content
+            .starts_with(&format!("PDF {}: 4 pages.", s(&path))),
+        "{}",
+        all.content
+    );
     for (page, words) in [
         (1, "Apples are red"),
         (2, "Bananas are yellow"),
@@ -173,7 +184,10 @@ async fn a_pdf_is_read_page_by_page() {
         (4, "Dates are sweet"),
     ] {
         let header = format!("--- Page {page} of 4 ---");
-        let at = all.content.find(&header).unwrap_or_else(|| panic!("{header} missing"));
+        let at = all
+            .content
+            .find(&header)
+            .unwrap_or_else(|| panic!("{header} missing"));
         assert!(
             all.content[at..].contains(words),
             "page {page}: {}",
@@ -184,8 +198,18 @@ async fn a_pdf_is_read_page_by_page() {
     let some = ws
         .ok("Read", json!({"file_path": s(&path), "pages": "2-3"}))
         .await;
-    assert!(some.content.contains("--- Page 2 of 4 ---\nBananas are yellow"), "{}", some.content);
-    assert!(some.content.contains("--- Page 3 of 4 ---\nCherries are dark"), "{}", some.content);
+    assert!(
+        some.content
+            .contains("--- Page 2 of 4 ---\nBananas are yellow"),
+        "{}",
+        some.content
+    );
+    assert!(
+        some.content
+            .contains("--- Page 3 of 4 ---\nCherries are dark"),
+        "{}",
+        some.content
+    );
     assert!(!some.content.contains("Apples") && !some.content.contains("Dates"));
     assert_eq!(some.structured.unwrap()["file"]["pages"], json!([2, 3]));
 
@@ -295,15 +319,23 @@ async fn a_notebook_is_read_as_cells_with_outputs() {
     let text = &result.content;
     assert!(text.contains("(python, 4 cells)"), "{text}");
     assert!(
-        text.contains("<cell id=\"intro\" cell_type=\"markdown\">\n# Analysis\nLoad the data.\n</cell>"),
+        text.contains(
+            "<cell id=\"intro\" cell_type=\"markdown\">\n# Analysis\nLoad the data.\n</cell>"
+        ),
         "{text}"
     );
     assert!(
         text.contains("<cell id=\"load\" cell_type=\"code\" execution_count=\"1\">\nimport pandas as pd\ndf = pd.read_csv('x.csv')\n</cell>\n<outputs cell=\"load\">\nloaded 3 rows\n</outputs>"),
         "{text}"
     );
-    assert!(text.contains("[image output 1: attached]\n<Figure size 4x4>"), "{text}");
-    assert!(text.contains("ZeroDivisionError: division by zero"), "{text}");
+    assert!(
+        text.contains("[image output 1: attached]\n<Figure size 4x4>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ZeroDivisionError: division by zero"),
+        "{text}"
+    );
     assert!(!text.contains('\u{1b}'), "ANSI codes left in: {text}");
     assert_eq!(result.images.len(), 1);
     assert_eq!(result.images[0]["media_type"], "image/png");
@@ -333,7 +365,11 @@ async fn notebook_edits_round_trip_through_nbformat() {
             json!({"notebook_path": s(&path), "cell_id": "load", "new_source": "import polars as pl\ndf = pl.read_csv('x.csv')\n"}),
         )
         .await;
-    assert!(result.content.contains("Updated cell load"), "{}", result.content);
+    assert!(
+        result.content.contains("Updated cell load"),
+        "{}",
+        result.content
+    );
     assert_nbformat_valid(&path);
     let after: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let original: Value = serde_json::from_str(&before).unwrap();
@@ -351,7 +387,10 @@ async fn notebook_edits_round_trip_through_nbformat() {
     // Only the edited cell's lines differ: the file keeps Jupyter's formatting.
     let after_text = std::fs::read_to_string(&path).unwrap();
     assert!(after_text.ends_with("}\n"));
-    assert!(after_text.starts_with("{\n \"cells\": [\n  {\n"), "{after_text}");
+    assert!(
+        after_text.starts_with("{\n \"cells\": [\n  {\n"),
+        "{after_text}"
+    );
     let unchanged_tail = before.split("\"id\": \"plot\"").nth(1).unwrap();
     assert!(after_text.ends_with(unchanged_tail));
 
@@ -417,7 +456,10 @@ async fn notebook_edits_round_trip_through_nbformat() {
             json!({"notebook_path": s(&path), "cell_id": "nope", "new_source": "x"}),
         )
         .await;
-    assert!(error.contains("has no cell \"nope\"") && error.contains("intro"), "{error}");
+    assert!(
+        error.contains("has no cell \"nope\"") && error.contains("intro"),
+        "{error}"
+    );
     let error = ws
         .err(
             "NotebookEdit",

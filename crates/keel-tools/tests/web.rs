@@ -64,14 +64,15 @@ impl Site {
 async fn serve_site() -> (SocketAddr, Arc<Site>) {
     let site = Arc::new(Site::default());
     async fn page(State(site): State<Arc<Site>>, uri: Uri) -> Response {
-        *site.hits.lock().unwrap().entry(uri.path().to_string()).or_default() += 1;
+        *site
+            .hits
+            .lock()
+            .unwrap()
+            .entry(uri.path().to_string())
+            .or_default() += 1;
         let port = site.port.load(Ordering::SeqCst);
         match uri.path() {
-            "/page" => (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                PAGE,
-            )
-                .into_response(),
+            "/page" => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response(),
             "/moved" => (StatusCode::FOUND, [(header::LOCATION, "/page")]).into_response(),
             "/away" => (
                 StatusCode::MOVED_PERMANENTLY,
@@ -124,8 +125,6 @@ async fn serve_site() -> (SocketAddr, Arc<Site>) {
     });
     (addr, site)
 }
-
-use futures::StreamExt as _;
 
 fn anthropic(server: &MockModelServer) -> Arc<dyn ModelClient> {
     Arc::new(
@@ -182,12 +181,18 @@ async fn a_page_is_converted_and_the_small_model_answers_the_prompt() {
     let ws = workspace_with(fetch_tool(&model, &["loopback"]));
     let url = format!("http://{addr}/page");
     let result = ws
-        .ok("WebFetch", json!({"url": url, "prompt": "What is keel written in?"}))
+        .ok(
+            "WebFetch",
+            json!({"url": url, "prompt": "What is keel written in?"}),
+        )
         .await;
     assert_eq!(result.content, "Keel is written in Rust.");
     let structured = result.structured.unwrap();
     assert_eq!(structured["code"], 200);
-    assert_eq!(structured["url"], url, "an allowed loopback host keeps http");
+    assert_eq!(
+        structured["url"], url,
+        "an allowed loopback host keeps http"
+    );
     assert_eq!(structured["bytes"], PAGE.len());
 
     let requests = model.requests();
@@ -196,15 +201,26 @@ async fn a_page_is_converted_and_the_small_model_answers_the_prompt() {
     assert_eq!(body["model"], "claude-haiku-4-5");
     let prompt = user_text(body);
     assert!(prompt.contains("# Keel notes"), "{prompt}");
-    assert!(prompt.contains("[guide](https://docs.example/guide)"), "{prompt}");
+    assert!(
+        prompt.contains("[guide](https://docs.example/guide)"),
+        "{prompt}"
+    );
     assert!(prompt.contains("**Rust**"), "{prompt}");
     assert!(prompt.contains("What is keel written in?"), "{prompt}");
-    assert!(!prompt.contains("<h1>") && !prompt.contains("trackVisitor") && !prompt.contains("color: red"), "{prompt}");
+    assert!(
+        !prompt.contains("<h1>")
+            && !prompt.contains("trackVisitor")
+            && !prompt.contains("color: red"),
+        "{prompt}"
+    );
 
     // Within 15 minutes the page comes from the cache: no second HTTP request, but the new
     // prompt is still answered.
     let again = ws
-        .ok("WebFetch", json!({"url": url, "prompt": "What is keel written in?"}))
+        .ok(
+            "WebFetch",
+            json!({"url": url, "prompt": "What is keel written in?"}),
+        )
         .await;
     assert_eq!(again.content, "Still Rust.");
     assert_eq!(site.hits("/page"), 1);
@@ -223,19 +239,36 @@ async fn redirects_are_followed_on_the_same_host_and_reported_across_hosts() {
     let ws = workspace_with(fetch_tool(&model, &["loopback"]));
 
     let result = ws
-        .ok("WebFetch", json!({"url": format!("http://{addr}/moved"), "prompt": "Summarise"}))
+        .ok(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/moved"), "prompt": "Summarise"}),
+        )
         .await;
     assert_eq!(result.content, "A page about keel.");
-    assert_eq!(result.structured.unwrap()["url"], format!("http://{addr}/page"));
+    assert_eq!(
+        result.structured.unwrap()["url"],
+        format!("http://{addr}/page")
+    );
     assert_eq!(site.hits("/moved"), 1);
     assert_eq!(site.hits("/page"), 1);
 
     let result = ws
-        .ok("WebFetch", json!({"url": format!("http://{addr}/away"), "prompt": "Summarise"}))
+        .ok(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/away"), "prompt": "Summarise"}),
+        )
         .await;
     let target = format!("http://localhost:{}/page", addr.port());
-    assert!(result.content.contains("redirected to another host"), "{}", result.content);
-    assert!(result.content.contains(&format!("Redirect URL: {target}")), "{}", result.content);
+    assert!(
+        result.content.contains("redirected to another host"),
+        "{}",
+        result.content
+    );
+    assert!(
+        result.content.contains(&format!("Redirect URL: {target}")),
+        "{}",
+        result.content
+    );
     assert!(result.content.contains("Status: 301"), "{}", result.content);
     assert_eq!(result.structured.unwrap()["redirectUrl"], target);
     // The other host was not contacted, and no model was asked.
@@ -255,20 +288,33 @@ async fn a_20_mb_body_is_cut_at_the_limit_without_being_downloaded_whole() {
     let ws = workspace_with(fetch_tool(&model, &["loopback"]));
     let started = Instant::now();
     let result = ws
-        .ok("WebFetch", json!({"url": format!("http://{addr}/huge"), "prompt": "How long is it?"}))
+        .ok(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/huge"), "prompt": "How long is it?"}),
+        )
         .await;
     // Well within the 2 s limit: keel did not wait for the rest of the body.
-    assert!(started.elapsed() < Duration::from_millis(1500), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(result.content.starts_with("Very long."));
     assert!(
-        result.content.contains("Only the first 10 MB of the page were read"),
+        result
+            .content
+            .contains("Only the first 10 MB of the page were read"),
         "{}",
         result.content
     );
     assert_eq!(result.structured.unwrap()["bytes"], 10 * 1024 * 1024);
     // The model got a bounded excerpt, not ten megabytes.
     let prompt = user_text(&model.requests()[0].body);
-    assert!(prompt.len() < 110_000, "{} bytes sent to the model", prompt.len());
+    assert!(
+        prompt.len() < 110_000,
+        "{} bytes sent to the model",
+        prompt.len()
+    );
     // The connection was closed once the limit was hit: the server saw the client go away
     // while the rest of the body was still unsent.
     keel_test_support::wait::wait_for("the client to hang up", Duration::from_secs(5), || {
@@ -285,10 +331,17 @@ async fn a_slow_server_is_given_up_on() {
     let ws = workspace_with(fetch_tool(&model, &["loopback"]));
     let started = Instant::now();
     let error = ws
-        .err("WebFetch", json!({"url": format!("http://{addr}/slow"), "prompt": "anything"}))
+        .err(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/slow"), "prompt": "anything"}),
+        )
         .await;
     assert!(error.contains("took longer than 2 s"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(model.requests().is_empty());
 }
 
@@ -299,7 +352,10 @@ async fn loopback_and_private_hosts_are_refused_unless_allowed() {
     let ws = workspace_with(fetch_tool(&model, &[]));
     // An IP address is refused before any connection.
     let error = ws
-        .err("WebFetch", json!({"url": format!("http://{addr}/page"), "prompt": "x"}))
+        .err(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/page"), "prompt": "x"}),
+        )
         .await;
     assert!(error.contains("Refused to fetch from 127.0.0.1"), "{error}");
     assert!(error.contains("web.allowPrivateHosts"), "{error}");
@@ -313,26 +369,47 @@ async fn loopback_and_private_hosts_are_refused_unless_allowed() {
     assert!(error.contains("Refused to fetch from localhost"), "{error}");
     assert!(error.contains("loopback"), "{error}");
     let error = ws
-        .err("WebFetch", json!({"url": "http://169.254.169.254/latest/meta-data/", "prompt": "x"}))
+        .err(
+            "WebFetch",
+            json!({"url": "http://169.254.169.254/latest/meta-data/", "prompt": "x"}),
+        )
         .await;
-    assert!(error.contains("private or local network address"), "{error}");
+    assert!(
+        error.contains("private or local network address"),
+        "{error}"
+    );
     assert_eq!(site.hits("/page"), 0);
     assert!(model.requests().is_empty());
 
     // Not a web page, not http(s), not found: each says what to do.
     let ws = workspace_with(fetch_tool(&model, &["loopback"]));
     let error = ws
-        .err("WebFetch", json!({"url": format!("http://{addr}/logo.png"), "prompt": "x"}))
+        .err(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/logo.png"), "prompt": "x"}),
+        )
         .await;
-    assert!(error.contains("image/png") && error.contains("curl"), "{error}");
+    assert!(
+        error.contains("image/png") && error.contains("curl"),
+        "{error}"
+    );
     let error = ws
-        .err("WebFetch", json!({"url": "file:///etc/passwd", "prompt": "x"}))
+        .err(
+            "WebFetch",
+            json!({"url": "file:///etc/passwd", "prompt": "x"}),
+        )
         .await;
     assert!(error.contains("use Read for local files"), "{error}");
     let error = ws
-        .err("WebFetch", json!({"url": format!("http://{addr}/missing"), "prompt": "x"}))
+        .err(
+            "WebFetch",
+            json!({"url": format!("http://{addr}/missing"), "prompt": "x"}),
+        )
         .await;
-    assert!(error.contains("HTTP 404") && error.contains("No such page"), "{error}");
+    assert!(
+        error.contains("HTTP 404") && error.contains("No such page"),
+        "{error}"
+    );
 }
 
 // ---------- WebSearch ----------
@@ -351,14 +428,20 @@ async fn anthropic_search_runs_the_server_tool_and_reports_links() {
         // A long server-side turn pauses; keel sends it back to be continued.
         ScriptedTurn {
             content: vec![
-                ScriptedBlock::Raw { block: call.clone() },
-                ScriptedBlock::Raw { block: results.clone() },
+                ScriptedBlock::Raw {
+                    block: call.clone(),
+                },
+                ScriptedBlock::Raw {
+                    block: results.clone(),
+                },
             ],
             stop_reason: Some("pause_turn".into()),
             ..ScriptedTurn::default()
         },
         ScriptedTurn {
-            content: vec![ScriptedBlock::Raw { block: cited.clone() }],
+            content: vec![ScriptedBlock::Raw {
+                block: cited.clone(),
+            }],
             ..ScriptedTurn::default()
         },
     ]))
@@ -382,12 +465,19 @@ async fn anthropic_search_runs_the_server_tool_and_reports_links() {
         "{}",
         result.content
     );
-    assert!(result.content.contains("Keel is a Rust harness for coding agents."));
+    assert!(
+        result
+            .content
+            .contains("Keel is a Rust harness for coding agents.")
+    );
     assert!(result.content.contains("Markdown links"));
     let structured = result.structured.unwrap();
     assert_eq!(structured["query"], "keel agent harness");
     assert_eq!(structured["results"][0]["tool_use_id"], "srvtoolu_01");
-    assert_eq!(structured["results"][0]["content"][1]["url"], "https://github.example/keel");
+    assert_eq!(
+        structured["results"][0]["content"][1]["url"],
+        "https://github.example/keel"
+    );
 
     let requests = model.requests();
     assert_eq!(requests.len(), 2);
@@ -432,7 +522,10 @@ async fn a_failed_server_search_says_why() {
         .unwrap(),
     );
     let error = ws.err("WebSearch", json!({"query": "anything"})).await;
-    assert!(error.contains("too_many_requests") && error.contains("rate limited"), "{error}");
+    assert!(
+        error.contains("too_many_requests") && error.contains("rate limited"),
+        "{error}"
+    );
     let error = ws
         .err(
             "WebSearch",
@@ -442,11 +535,14 @@ async fn a_failed_server_search_says_why() {
     assert!(error.contains("not both"), "{error}");
 }
 
+/// The query parameters of each request a fake SearXNG got.
+type Seen = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
 /// A SearXNG instance's JSON API, recording the queries it was asked.
-async fn fake_searxng() -> (SocketAddr, Arc<Mutex<Vec<HashMap<String, String>>>>) {
-    let seen: Arc<Mutex<Vec<HashMap<String, String>>>> = Arc::default();
+async fn fake_searxng() -> (SocketAddr, Seen) {
+    let seen: Seen = Arc::default();
     async fn search(
-        State(seen): State<Arc<Mutex<Vec<HashMap<String, String>>>>>,
+        State(seen): State<Seen>,
         Query(params): Query<HashMap<String, String>>,
         _headers: HeaderMap,
     ) -> Response {
@@ -499,8 +595,16 @@ async fn searxng_answers_when_there_is_no_server_tool() {
         text.starts_with("Web search results for query: \"rust book\"\n\nLinks: [{\"title\":\"The Rust Book\",\"url\":\"https://doc.rust-lang.org/book/\"},{\"title\":\"Learn Rust\",\"url\":\"https://www.rust-lang.org/learn\"}]"),
         "{text}"
     );
-    assert!(text.contains("1. [The Rust Book](https://doc.rust-lang.org/book/)\n   The Rust Programming Language"), "{text}");
-    assert!(!text.contains("spam.example") && !text.contains("(again)"), "{text}");
+    assert!(
+        text.contains(
+            "1. [The Rust Book](https://doc.rust-lang.org/book/)\n   The Rust Programming Language"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("spam.example") && !text.contains("(again)"),
+        "{text}"
+    );
 
     let result = ws
         .ok(
@@ -509,7 +613,10 @@ async fn searxng_answers_when_there_is_no_server_tool() {
         )
         .await;
     let links = result.structured.unwrap()["results"][0]["content"].clone();
-    assert_eq!(links, json!([{"title": "Learn Rust", "url": "https://www.rust-lang.org/learn"}]));
+    assert_eq!(
+        links,
+        json!([{"title": "Learn Rust", "url": "https://www.rust-lang.org/learn"}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,12 +137,12 @@ pub(crate) fn prepare_image(kind: ImageKind, bytes: Vec<u8>) -> Result<PreparedI
     })
 }
 
+/// Encoded image bytes, their media type and size in pixels.
+type Encoded = (Vec<u8>, &'static str, (u32, u32));
+
 /// Scales `image` to fit [`MAX_IMAGE_SIDE`] and [`MAX_IMAGE_BYTES`]: photos stay JPEG, the
 /// rest becomes PNG; when PNG is still too big, JPEG at falling quality, then smaller sizes.
-fn downscale(
-    image: &DynamicImage,
-    kind: ImageKind,
-) -> Result<(Vec<u8>, &'static str, (u32, u32)), String> {
+fn downscale(image: &DynamicImage, kind: ImageKind) -> Result<Encoded, String> {
     let mut side = MAX_IMAGE_SIDE;
     loop {
         let scaled = if image.width().max(image.height()) > side {
@@ -211,9 +211,8 @@ pub(crate) fn read_image(path: &Path, kind: ImageKind, size: u64) -> Result<Tool
         path: path.to_path_buf(),
         source,
     })?;
-    let image = prepare_image(kind, bytes).map_err(|why| {
-        ToolError::Failed(format!("Cannot show {}: {why}.", path.display()))
-    })?;
+    let image = prepare_image(kind, bytes)
+        .map_err(|why| ToolError::Failed(format!("Cannot show {}: {why}.", path.display())))?;
     let (w, h) = image.original;
     let mut content = format!(
         "Image {} ({}, {w}x{h} pixels, {} bytes).",
@@ -327,7 +326,7 @@ pub(crate) fn read_pdf(
     }
     let (wanted, defaulted) = match pages {
         Some(spec) => (
-            parse_pages(spec, total).map_err(|why| ToolError::InvalidInput(why))?,
+            parse_pages(spec, total).map_err(ToolError::InvalidInput)?,
             false,
         ),
         None => ((1..=total.min(DEFAULT_PDF_PAGES)).collect::<Vec<_>>(), true),
@@ -348,11 +347,13 @@ pub(crate) fn read_pdf(
         let text = page_text(&doc, page);
         content.push_str(&format!("\n\n--- Page {page} of {total} ---\n"));
         match text {
-            Ok(text) if text.is_empty() => content.push_str(
-                "(No text on this page: it may be a scanned image or a drawing.)",
-            ),
+            Ok(text) if text.is_empty() => {
+                content.push_str("(No text on this page: it may be a scanned image or a drawing.)")
+            }
             Ok(text) => content.push_str(&text),
-            Err(why) => content.push_str(&format!("(The text of this page could not be extracted: {why})")),
+            Err(why) => content.push_str(&format!(
+                "(The text of this page could not be extracted: {why})"
+            )),
         }
         shown.push(page);
     }
@@ -441,8 +442,20 @@ mod tests {
         assert_eq!(parse_pages("9-20", 10).unwrap(), [9, 10]);
         assert!(parse_pages("11", 10).unwrap_err().contains("has 10 pages"));
         assert!(parse_pages("4-2", 10).unwrap_err().contains("2-4"));
-        assert!(parse_pages("0", 10).unwrap_err().contains("not a page number"));
-        assert!(parse_pages("a-b", 10).unwrap_err().contains("not a page number"));
-        assert!(parse_pages(" , ", 10).unwrap_err().contains("names no page"));
+        assert!(
+            parse_pages("0", 10)
+                .unwrap_err()
+                .contains("not a page number")
+        );
+        assert!(
+            parse_pages("a-b", 10)
+                .unwrap_err()
+                .contains("not a page number")
+        );
+        assert!(
+            parse_pages(" , ", 10)
+                .unwrap_err()
+                .contains("names no page")
+        );
     }
 }

@@ -155,9 +155,12 @@ fn render_output(
         Some("stream") => out.push_str(&source_text(&output["text"])),
         Some("execute_result" | "display_data") => {
             let data = &output["data"];
-            let picture = [("image/png", ImageKind::Png), ("image/jpeg", ImageKind::Jpeg)]
-                .into_iter()
-                .find_map(|(mime, kind)| data[mime].as_str().map(|d| (kind, d.to_string())));
+            let picture = [
+                ("image/png", ImageKind::Png),
+                ("image/jpeg", ImageKind::Jpeg),
+            ]
+            .into_iter()
+            .find_map(|(mime, kind)| data[mime].as_str().map(|d| (kind, d.to_string())));
             let picture = picture.or_else(|| {
                 // Base64 may be stored as a list of lines too.
                 data["image/png"]
@@ -434,10 +437,7 @@ fn edit_notebook(path: &Path, edit: &Edit, ctx: &ToolContext) -> Result<ToolOutp
                 .unwrap_or("code")
                 .to_string();
             let cell_type = edit.cell_type.clone().unwrap_or(old_type);
-            fields.insert(
-                "source".into(),
-                source_value(&edit.new_source, lines_style),
-            );
+            fields.insert("source".into(), source_value(&edit.new_source, lines_style));
             fields.insert("cell_type".into(), Value::String(cell_type.clone()));
             if cell_type == "code" {
                 // The old outputs no longer belong to this source.
@@ -505,7 +505,11 @@ fn unknown_cell(path: &Path, cells: &[Value], id: &str) -> ToolError {
         "{} has no cell {id:?}. Its cells are: {}{}",
         path.display(),
         known.join(", "),
-        if cells.len() > known.len() { ", ..." } else { "" }
+        if cells.len() > known.len() {
+            ", ..."
+        } else {
+            ""
+        }
     ))
 }
 
@@ -593,10 +597,7 @@ mod tests {
 
     #[test]
     fn sources_keep_the_notebooks_style() {
-        assert_eq!(
-            source_value("a\nb\n", true),
-            json!(["a\n", "b\n"])
-        );
+        assert_eq!(source_value("a\nb\n", true), json!(["a\n", "b\n"]));
         assert_eq!(source_value("a\nb", true), json!(["a\n", "b"]));
         assert_eq!(source_value("", true), json!([]));
         assert_eq!(source_value("a\nb", false), json!("a\nb"));

@@ -123,7 +123,11 @@ mod tests {
             &[],
             &["example.com".to_string()]
         ));
-        assert!(passes("https://example.org/x", &[], &["example.com".to_string()]));
+        assert!(passes(
+            "https://example.org/x",
+            &[],
+            &["example.com".to_string()]
+        ));
         assert!(!passes("not a url", &[], &[]));
     }
 }

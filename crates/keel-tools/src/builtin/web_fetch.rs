@@ -340,9 +340,17 @@ fn body_kind(content_type: &str, body: &[u8]) -> BodyKind {
         return BodyKind::Html;
     }
     let textual = mime.starts_with("text/")
-        || ["json", "xml", "javascript", "markdown", "yaml", "toml", "csv"]
-            .iter()
-            .any(|t| mime.contains(t));
+        || [
+            "json",
+            "xml",
+            "javascript",
+            "markdown",
+            "yaml",
+            "toml",
+            "csv",
+        ]
+        .iter()
+        .any(|t| mime.contains(t));
     if textual {
         return BodyKind::Text;
     }
@@ -440,7 +448,7 @@ impl Access {
             .trim_end_matches(']')
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        self.everything || self.hosts.iter().any(|h| *h == host)
+        self.everything || self.hosts.contains(&host)
     }
 
     /// Whether a connection to `ip`, reached through the name `host`, is allowed.
@@ -563,7 +571,11 @@ struct Blocked {
 
 impl std::fmt::Display for Blocked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} resolves to {}, which is not allowed", self.host, self.ip)
+        write!(
+            f,
+            "{} resolves to {}, which is not allowed",
+            self.host, self.ip
+        )
     }
 }
 
@@ -574,9 +586,8 @@ impl Resolve for CheckedResolver {
         let access = self.access.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let allowed: Vec<SocketAddr> = found
                 .iter()
                 .copied()
@@ -586,7 +597,9 @@ impl Resolve for CheckedResolver {
                 let ip = found
                     .first()
                     .map_or(IpAddr::from([0, 0, 0, 0]), SocketAddr::ip);
-                return Err(Box::new(Blocked { host, ip }) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(Blocked { host, ip }) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -760,7 +773,13 @@ fn cut_chars(text: &str, max: usize) -> (&str, bool) {
     }
 }
 
-fn redirect_output(from: &str, to: &str, status: u16, prompt: &str, started: Instant) -> ToolOutput {
+fn redirect_output(
+    from: &str,
+    to: &str,
+    status: u16,
+    prompt: &str,
+    started: Instant,
+) -> ToolOutput {
     let content = format!(
         "The page redirected to another host, which was not followed.\nOriginal URL: \
          {from}\nRedirect URL: {to}\nStatus: {status}\n\nTo read it, call WebFetch again with \
@@ -844,10 +863,22 @@ mod tests {
     #[test]
     fn redirects_stay_on_the_same_site() {
         let url = |s: &str| Url::parse(s).unwrap();
-        assert!(same_host(&url("https://docs.rs/a"), &url("https://docs.rs/b")));
-        assert!(same_host(&url("https://www.docs.rs/a"), &url("https://docs.rs/b")));
-        assert!(same_host(&url("http://docs.rs/a"), &url("https://docs.rs/b")));
-        assert!(!same_host(&url("https://docs.rs/a"), &url("https://evil.rs/b")));
+        assert!(same_host(
+            &url("https://docs.rs/a"),
+            &url("https://docs.rs/b")
+        ));
+        assert!(same_host(
+            &url("https://www.docs.rs/a"),
+            &url("https://docs.rs/b")
+        ));
+        assert!(same_host(
+            &url("http://docs.rs/a"),
+            &url("https://docs.rs/b")
+        ));
+        assert!(!same_host(
+            &url("https://docs.rs/a"),
+            &url("https://evil.rs/b")
+        ));
         assert!(!same_host(
             &url("http://127.0.0.1:1/a"),
             &url("http://localhost:1/b")
@@ -866,7 +897,10 @@ mod tests {
         assert_eq!(body_kind("image/png", b"\x89PNG"), BodyKind::Binary);
         assert_eq!(body_kind("", b"  <html>"), BodyKind::Html);
         assert_eq!(body_kind("", b"plain"), BodyKind::Text);
-        assert_eq!(body_kind("application/octet-stream", b"\0\x01"), BodyKind::Binary);
+        assert_eq!(
+            body_kind("application/octet-stream", b"\0\x01"),
+            BodyKind::Binary
+        );
     }
 
     #[test]

@@ -171,7 +171,9 @@ impl WebSearch {
             )));
         }
         let body: Value = response.json().await.map_err(|e| {
-            ToolError::Failed(format!("SearXNG at {base_url} sent unreadable results: {e}"))
+            ToolError::Failed(format!(
+                "SearXNG at {base_url} sent unreadable results: {e}"
+            ))
         })?;
         let hits = body["results"]
             .as_array()
@@ -183,7 +185,12 @@ impl WebSearch {
         Ok(Found::from_hits(hits))
     }
 
-    async fn brave(&self, api_key: &str, endpoint: &str, query: &Query) -> Result<Found, ToolError> {
+    async fn brave(
+        &self,
+        api_key: &str,
+        endpoint: &str,
+        query: &Query,
+    ) -> Result<Found, ToolError> {
         let count = API_RESULTS.to_string();
         let url = with_query(endpoint, &[("q", &query.text), ("count", &count)])?;
         let response = self
@@ -195,8 +202,7 @@ impl WebSearch {
             .await
             .map_err(|e| backend_error("Brave Search", endpoint, &e))?;
         let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN
-        {
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(ToolError::Failed(format!(
                 "Brave Search refused the API key ({status}); check web.braveApiKey in the settings"
             )));
@@ -206,9 +212,10 @@ impl WebSearch {
                 "Brave Search answered HTTP {status}"
             )));
         }
-        let body: Value = response.json().await.map_err(|e| {
-            ToolError::Failed(format!("Brave Search sent unreadable results: {e}"))
-        })?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| ToolError::Failed(format!("Brave Search sent unreadable results: {e}")))?;
         let hits = body["web"]["results"]
             .as_array()
             .into_iter()
