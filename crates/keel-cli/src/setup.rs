@@ -474,10 +474,7 @@ fn tools_for(ws: &Workspace, selected: &Selected, client: &Arc<dyn ModelClient>)
         .unwrap_or_else(|| default_fetch_model(selected.kind, &selected.model));
     let mut fetch = WebFetchConfig::new(client.clone(), fetch_model);
     fetch.allow_private_hosts = web.allow_private_hosts.clone();
-    match WebFetch::new(fetch) {
-        Ok(tool) => register(&mut tools, Arc::new(tool)),
-        Err(error) => eprintln!("keel: warning: WebFetch is not available: {error}"),
-    }
+    register(&mut tools, Arc::new(WebFetch::new(fetch)));
     let brave_key = web
         .brave_api_key
         .clone()
@@ -502,10 +499,7 @@ fn tools_for(ws: &Workspace, selected: &Selected, client: &Arc<dyn ModelClient>)
         None
     };
     if let Some(backend) = backend {
-        match WebSearch::new(backend) {
-            Ok(tool) => register(&mut tools, Arc::new(tool)),
-            Err(error) => eprintln!("keel: warning: WebSearch is not available: {error}"),
-        }
+        register(&mut tools, Arc::new(WebSearch::new(backend)));
     }
     tools
 }

@@ -152,7 +152,7 @@ fn fetch_tool(model: &MockModelServer, allow: &[&str]) -> WebFetch {
     let mut config = WebFetchConfig::new(anthropic(model), "claude-haiku-4-5");
     config.allow_private_hosts = allow.iter().map(|s| s.to_string()).collect();
     config.timeout = Duration::from_secs(2);
-    WebFetch::new(config).unwrap()
+    WebFetch::new(config)
 }
 
 fn workspace_with(tool: impl keel_tools::Tool + 'static) -> Workspace {
@@ -447,13 +447,10 @@ async fn anthropic_search_runs_the_server_tool_and_reports_links() {
     ]))
     .await
     .unwrap();
-    let ws = workspace_with(
-        WebSearch::new(SearchBackend::Anthropic {
-            client: anthropic(&model),
-            model: "claude-sonnet-4-5".into(),
-        })
-        .unwrap(),
-    );
+    let ws = workspace_with(WebSearch::new(SearchBackend::Anthropic {
+        client: anthropic(&model),
+        model: "claude-sonnet-4-5".into(),
+    }));
     let result = ws
         .ok(
             "WebSearch",
@@ -514,13 +511,10 @@ async fn a_failed_server_search_says_why() {
     }]))
     .await
     .unwrap();
-    let ws = workspace_with(
-        WebSearch::new(SearchBackend::Anthropic {
-            client: anthropic(&model),
-            model: "claude-sonnet-4-5".into(),
-        })
-        .unwrap(),
-    );
+    let ws = workspace_with(WebSearch::new(SearchBackend::Anthropic {
+        client: anthropic(&model),
+        model: "claude-sonnet-4-5".into(),
+    }));
     let error = ws.err("WebSearch", json!({"query": "anything"})).await;
     assert!(
         error.contains("too_many_requests") && error.contains("rate limited"),
@@ -576,12 +570,9 @@ async fn fake_searxng() -> (SocketAddr, Seen) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn searxng_answers_when_there_is_no_server_tool() {
     let (addr, seen) = fake_searxng().await;
-    let ws = workspace_with(
-        WebSearch::new(SearchBackend::Searxng {
-            base_url: format!("http://{addr}/"),
-        })
-        .unwrap(),
-    );
+    let ws = workspace_with(WebSearch::new(SearchBackend::Searxng {
+        base_url: format!("http://{addr}/"),
+    }));
     let result = ws
         .ok(
             "WebSearch",
@@ -625,12 +616,9 @@ async fn an_unreachable_search_backend_is_explained() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let ws = workspace_with(
-        WebSearch::new(SearchBackend::Searxng {
-            base_url: format!("http://{addr}"),
-        })
-        .unwrap(),
-    );
+    let ws = workspace_with(WebSearch::new(SearchBackend::Searxng {
+        base_url: format!("http://{addr}"),
+    }));
     let error = ws.err("WebSearch", json!({"query": "anything"})).await;
     assert!(error.contains("Could not reach SearXNG"), "{error}");
 }

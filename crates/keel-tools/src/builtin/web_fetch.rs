@@ -96,7 +96,8 @@ pub fn default_fetch_model(provider: keel_model::ProviderKind, main_model: &str)
 pub struct WebFetch {
     config: WebFetchConfig,
     access: Arc<Access>,
-    http: reqwest::Client,
+    /// Built on first use: setting up TLS costs start-up time a session may never need.
+    http: tokio::sync::OnceCell<reqwest::Client>,
     cache: Mutex<HashMap<String, (Instant, Arc<Page>)>>,
 }
 
@@ -109,25 +110,32 @@ impl std::fmt::Debug for WebFetch {
 }
 
 impl WebFetch {
-    /// A WebFetch tool; fails only if the HTTP stack cannot be set up.
-    pub fn new(config: WebFetchConfig) -> Result<Self, ToolError> {
-        let access = Arc::new(Access::new(&config.allow_private_hosts));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(CheckedResolver {
-                access: access.clone(),
-            })
-            .connect_timeout(Duration::from_secs(10).min(config.timeout))
-            .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION"), " (WebFetch)"))
-            .build()
-            .map_err(|e| ToolError::Failed(format!("cannot set up HTTP for WebFetch: {e}")))?;
-        Ok(Self {
+    /// A WebFetch tool with its own page cache.
+    pub fn new(config: WebFetchConfig) -> Self {
+        Self {
+            access: Arc::new(Access::new(&config.allow_private_hosts)),
             config,
-            access,
-            http,
+            http: tokio::sync::OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
-        })
+        }
+    }
+
+    /// The HTTP client: no redirects of its own, no proxy, names resolved through the check.
+    async fn http(&self) -> Result<&reqwest::Client, ToolError> {
+        self.http
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .no_proxy()
+                    .dns_resolver(CheckedResolver {
+                        access: self.access.clone(),
+                    })
+                    .connect_timeout(Duration::from_secs(10).min(self.config.timeout))
+                    .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION"), " (WebFetch)"))
+                    .build()
+                    .map_err(|e| ToolError::Failed(format!("cannot set up HTTP for WebFetch: {e}")))
+            })
+            .await
     }
 
     fn cached(&self, url: &str) -> Option<Arc<Page>> {
@@ -195,10 +203,10 @@ impl WebFetch {
     /// Fetches `url`, following same-host redirects.
     async fn fetch(&self, url: Url) -> Result<Fetched, ToolError> {
         let mut url = url;
+        let http = self.http().await?;
         for _ in 0..=MAX_REDIRECTS {
             self.access.check_literal(&url)?;
-            let response = self
-                .http
+            let response = http
                 .get(url.clone())
                 .header(
                     reqwest::header::ACCEPT,

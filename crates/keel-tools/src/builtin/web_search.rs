@@ -70,18 +70,31 @@ pub const BRAVE_ENDPOINT: &str = "https://api.search.brave.com/res/v1/web/search
 #[derive(Debug)]
 pub struct WebSearch {
     backend: SearchBackend,
-    http: reqwest::Client,
+    /// Built on first use (only the search APIs need it), keeping TLS set-up off start-up.
+    http: tokio::sync::OnceCell<reqwest::Client>,
 }
 
 impl WebSearch {
-    /// A WebSearch tool using `backend`; fails only if the HTTP stack cannot be set up.
-    pub fn new(backend: SearchBackend) -> Result<Self, ToolError> {
-        let http = reqwest::Client::builder()
-            .timeout(API_TIMEOUT)
-            .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION"), " (WebSearch)"))
-            .build()
-            .map_err(|e| ToolError::Failed(format!("cannot set up HTTP for WebSearch: {e}")))?;
-        Ok(Self { backend, http })
+    /// A WebSearch tool using `backend`.
+    pub fn new(backend: SearchBackend) -> Self {
+        Self {
+            backend,
+            http: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn http(&self) -> Result<&reqwest::Client, ToolError> {
+        self.http
+            .get_or_try_init(|| async {
+                reqwest::Client::builder()
+                    .timeout(API_TIMEOUT)
+                    .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION"), " (WebSearch)"))
+                    .build()
+                    .map_err(|e| {
+                        ToolError::Failed(format!("cannot set up HTTP for WebSearch: {e}"))
+                    })
+            })
+            .await
     }
 
     /// Runs the server-side search and collects the links and the model's summary.
@@ -152,7 +165,8 @@ impl WebSearch {
         let endpoint = format!("{}/search", base_url.trim_end_matches('/'));
         let url = with_query(&endpoint, &[("q", &query.text), ("format", "json")])?;
         let response = self
-            .http
+            .http()
+            .await?
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
@@ -194,7 +208,8 @@ impl WebSearch {
         let count = API_RESULTS.to_string();
         let url = with_query(endpoint, &[("q", &query.text), ("count", &count)])?;
         let response = self
-            .http
+            .http()
+            .await?
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .header("X-Subscription-Token", api_key)
