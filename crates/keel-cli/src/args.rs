@@ -24,7 +24,12 @@ proxy or compatible gateway; --model or ANTHROPIC_MODEL picks the model.";
 
 /// keel: a coding agent that works in your repository through tools.
 #[derive(Debug, Parser)]
-#[command(name = "keel", version, about, after_help = EXAMPLES)]
+#[command(
+    name = "keel",
+    version,
+    about = "keel: a coding agent that works in your repository through tools",
+    after_help = EXAMPLES
+)]
 pub struct Args {
     /// A command other than running the agent.
     #[command(subcommand)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use keel_config::{LoadOptions, LoadedSettings, MemoryLoader, MemoryWarning, SourceSet};
 use keel_context::{Environment, GitStatus, PromptInputs, PromptOptions, SystemPrompt};
-use keel_engine::{Approver, HookSetup, Session, SessionConfig, SessionSetup};
+use keel_engine::{Approver, ContextSetup, HookSetup, Session, SessionConfig, SessionSetup};
 use keel_model::{ModelClient, Pricing, ProviderKind, ProviderOptions, RecordingClient, Selected};
 use keel_policy::hooks::HookSet;
 use keel_policy::sandbox::SandboxPolicy;
@@ -391,10 +391,8 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path) =
         open_transcript(args, ws, &store, &selected.model, &policy)?;
-    let spill_dir = store
-        .project_dir(&ws.cwd)
-        .join(id.as_str())
-        .join("tool-results");
+    let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
+    let spill_dir = session_dir.join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
     tool_ctx.additional_dirs = ws.additional_dirs(&args.add_dir)?;
     tool_ctx.env = Arc::new(
@@ -445,6 +443,11 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         transcript: Some(transcript),
         hooks,
         mcp,
+        context: ContextSetup {
+            auto_threshold: ws.settings.effective.auto_compact_threshold,
+            notes_path: Some(session_dir.join("notes.md")),
+            memory: Some(ws.memory_loader()),
+        },
     });
     let mcp_servers = session.mcp_statuses();
     Ok(Prepared {

@@ -231,21 +231,9 @@ async fn hooks_list_shows_what_is_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_stops_writes_outside_the_project() {
     let h = Harness::new(vec![]).await;
-    // The sandbox keeps temp directories writable, and the test's home and the checkout may
-    // both be under /tmp; the real user's cache folder is outside everything it allows.
-    let real_home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap();
-    let outside_dir = real_home
-        .join(".cache")
-        .join(format!("keel-sandbox-test-{}", uuid_suffix()));
-    assert!(
-        !outside_dir.starts_with("/tmp") && !outside_dir.starts_with("/var/tmp"),
-        "this test needs a HOME outside the temp directories, got {}",
-        real_home.display()
-    );
-    std::fs::create_dir_all(&outside_dir).unwrap();
-    let outside = outside_dir.join("outside");
+    // The sandbox keeps temp directories writable; the target must lie outside all of them.
+    let outside_dir = keel_test_support::workspace::outside_temp_dir("sandbox-outside").unwrap();
+    let outside = outside_dir.path().join("outside");
     h.server.push_turn(bash(
         "b1",
         &format!("echo x > {}; echo inside > inside.txt", outside.display()),
@@ -265,21 +253,8 @@ async fn the_sandbox_stops_writes_outside_the_project() {
         .to_string();
     assert!(sent.contains("sandbox"), "the model is told why: {sent}");
 
-    std::fs::remove_dir_all(&outside_dir).unwrap();
-
     let out = h.run(&["sandbox", "status"]).await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("this directory: sandbox on"), "{text}");
     assert!(text.to_lowercase().contains("landlock"), "{text}");
-}
-
-fn uuid_suffix() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use keel_protocol::{Event, NoticeLevel};
+use keel_protocol::{Event, NoticeLevel, PlanItem};
 use keel_session::TranscriptWriter;
 use tokio::sync::mpsc;
 
@@ -16,6 +16,8 @@ pub(crate) struct Emitter {
     transcript: Mutex<Option<TranscriptWriter>>,
     /// Set once the transcript failed, so the user is told once, not at every event.
     transcript_failed: Mutex<bool>,
+    /// The latest plan reported, kept for compaction (which must carry it over).
+    plan: Mutex<Vec<PlanItem>>,
 }
 
 impl Emitter {
@@ -24,11 +26,20 @@ impl Emitter {
             events,
             transcript: Mutex::new(transcript),
             transcript_failed: Mutex::new(false),
+            plan: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The latest plan reported in this session.
+    pub(crate) fn plan(&self) -> Vec<PlanItem> {
+        lock(&self.plan).clone()
     }
 
     /// Records `event` (if it belongs in the transcript) and sends it to the frontend.
     pub(crate) fn emit(&self, event: Event) {
+        if let Event::PlanUpdated { items } = &event {
+            lock(&self.plan).clone_from(items);
+        }
         let failure = {
             let mut guard = lock(&self.transcript);
             match guard.as_mut() {

@@ -20,6 +20,7 @@ use keel_tools::{ToolContext, ToolRegistry};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod compact;
 mod emit;
 mod hooks;
 mod permission;
@@ -28,6 +29,7 @@ mod question;
 mod tools;
 mod turn;
 
+pub use compact::ContextSetup;
 pub use emit::EventSender;
 pub use hooks::HookSetup;
 pub use permission::Approver;
@@ -104,6 +106,8 @@ pub struct SessionSetup {
     pub hooks: Option<HookSetup>,
     /// The MCP servers whose tools the model may use, if any are configured.
     pub mcp: Option<keel_mcp::McpManager>,
+    /// Compaction threshold, session notes and nested memory files.
+    pub context: ContextSetup,
 }
 
 /// One agent conversation: its history, tools, model and permissions.
@@ -120,6 +124,7 @@ pub struct Session {
     /// Context hooks added (SessionStart), given to the model with the next prompt.
     pending_context: Vec<String>,
     mcp: Option<keel_mcp::McpManager>,
+    context: compact::Context,
 }
 
 /// State the op loop changes while a run is going on.
@@ -166,7 +171,7 @@ impl Session {
         }
         let mut session = Self {
             id: setup.id,
-            config: setup.config,
+            config: setup.config.clone(),
             client: setup.client,
             tools,
             tool_ctx: setup.tool_ctx,
@@ -176,6 +181,7 @@ impl Session {
             hooks: setup.hooks.map(hooks::Hooks::new),
             pending_context: Vec::new(),
             mcp: setup.mcp,
+            context: compact::Context::new(setup.config.context_window, setup.context),
         };
         session.refresh_mcp_tools();
         session
@@ -286,10 +292,21 @@ impl Session {
             };
             let prompt = match next {
                 Op::UserInput { text } => text,
-                Op::Compact { .. } => {
+                Op::Compact { instructions } => {
+                    let cancel = CancellationToken::new();
+                    let message = match self
+                        .compact("manual", instructions.as_deref(), &emitter, &cancel, None)
+                        .await
+                    {
+                        Ok(()) => (NoticeLevel::Info, "conversation compacted".to_string()),
+                        Err(problem) => (
+                            NoticeLevel::Warning,
+                            format!("could not compact the conversation: {problem}"),
+                        ),
+                    };
                     emitter.emit(Event::Notice {
-                        level: NoticeLevel::Warning,
-                        message: "compaction is not available in this session".into(),
+                        level: message.0,
+                        message: message.1,
                     });
                     continue;
                 }
@@ -414,6 +431,7 @@ impl Session {
         tally: &mut RunTally,
     ) -> Outcome {
         let mut stop_hook_active = false;
+        let mut compacted_for_length = false;
         loop {
             if let Some(max_turns) = self.config.max_turns
                 && tally.turns >= max_turns
@@ -425,11 +443,37 @@ impl Session {
             }
             tally.turns += 1;
             self.refresh_mcp_tools();
+            self.manage_context(emitter, cancel, tally).await;
             emitter.emit(Event::TurnStarted { turn: tally.turns });
 
             let api_started = Instant::now();
             let end = self.model_turn(emitter, cancel).await;
             tally.api_time += api_started.elapsed();
+            // A conversation the API finds too long is compacted and the turn tried again, once.
+            let end = match end {
+                turn::TurnEnd::Failed(error, partial)
+                    if error.is_prompt_too_long() && !compacted_for_length =>
+                {
+                    compacted_for_length = true;
+                    match self
+                        .compact("auto", None, emitter, cancel, Some(tally))
+                        .await
+                    {
+                        Ok(()) => {
+                            tally.turns -= 1;
+                            continue;
+                        }
+                        Err(problem) => {
+                            emitter.emit(Event::Notice {
+                                level: NoticeLevel::Warning,
+                                message: format!("could not compact the conversation: {problem}"),
+                            });
+                            turn::TurnEnd::Failed(error, partial)
+                        }
+                    }
+                }
+                other => other,
+            };
 
             let assembled = match end {
                 turn::TurnEnd::Complete(assembled) => assembled,
@@ -446,6 +490,7 @@ impl Session {
             };
             let message = assembled.message.clone();
             self.account(&message, tally);
+            self.context.observe(&message.usage);
             emitter.emit(Event::AssistantMessage {
                 message: message.clone(),
             });
@@ -457,6 +502,7 @@ impl Session {
                 window_tokens: self.config.context_window,
             });
             self.messages.push(message.to_message());
+            self.maybe_update_notes(emitter);
             let text = message.text();
             if !text.is_empty() {
                 tally.last_text = text;

@@ -144,6 +144,10 @@ impl Session {
             .structured
             .clone()
             .unwrap_or_else(|| Value::String(result.content.clone()));
+        if let Some(memory) = self.nested_memory(name, input) {
+            result.content.push_str("\n\n");
+            result.content.push_str(&memory);
+        }
         let Some(outcome) = self
             .run_hooks(
                 HookEvent::PostToolUse,

@@ -44,6 +44,7 @@ async fn run(
         transcript,
         hooks: None,
         mcp: None,
+        context: Default::default(),
     });
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();

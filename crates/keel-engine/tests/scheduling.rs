@@ -93,6 +93,7 @@ async fn run_session_with(
         transcript: None,
         hooks: None,
         mcp: None,
+        context: Default::default(),
     });
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();

@@ -29,12 +29,10 @@ fn launcher_entry() {
     std::process::exit(sandbox::run_launcher(args.into_iter().map(OsString::from)));
 }
 
-/// Directories outside every writable place: under the target directory, not /tmp.
+/// Directories outside every writable place (not under any temp directory, even when the
+/// checkout is).
 fn outside_tmp(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(name)
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap()
+    keel_test_support::workspace::outside_temp_dir(name).unwrap()
 }
 
 /// Runs `script` with bash through the launcher, with `home` as HOME and `cwd` as the

@@ -22,6 +22,11 @@ pub struct Script {
     /// llama.cpp and Ollama servers do, so clients can test their non-streaming fallback.
     #[serde(default = "yes")]
     pub openai_stream_tool_calls: bool,
+    /// When true, a turn without scripted `usage` reports input tokens that follow the size of
+    /// the request (its body's bytes / 4), as a real API does, so context accounting can be
+    /// tested.
+    #[serde(default)]
+    pub estimate_usage: bool,
 }
 
 fn yes() -> bool {
@@ -41,7 +46,15 @@ impl Script {
             turns,
             repeat: false,
             openai_stream_tool_calls: true,
+            estimate_usage: false,
         }
+    }
+
+    /// Sets whether turns without scripted usage report input tokens from the request size.
+    #[must_use]
+    pub fn estimate_usage(mut self, estimate: bool) -> Self {
+        self.estimate_usage = estimate;
+        self
     }
 
     /// Sets whether the script starts over from the first turn when exhausted.

@@ -59,6 +59,7 @@ struct ScriptState {
     slots: Vec<Slot>,
     repeat: bool,
     openai_stream_tool_calls: bool,
+    estimate_usage: bool,
     served: usize,
     requests: Vec<RecordedRequest>,
 }
@@ -143,6 +144,7 @@ impl MockModelServer {
                     .collect(),
                 repeat: script.repeat,
                 openai_stream_tool_calls: script.openai_stream_tool_calls,
+                estimate_usage: script.estimate_usage,
                 served: 0,
                 requests: Vec::new(),
             }),
@@ -195,6 +197,11 @@ impl MockModelServer {
             turn,
             served: false,
         });
+    }
+
+    /// Turns usage estimation from the request size on or off (see [`Script::estimate_usage`]).
+    pub fn set_estimate_usage(&self, estimate: bool) {
+        self.shared.lock().estimate_usage = estimate;
     }
 
     /// How many turns have not been served yet (in the current round, for a repeating script).
@@ -393,10 +400,13 @@ async fn model_request(shared: &Shared, provider: Provider, body: Value) -> Resp
         return http_error(provider, err);
     }
 
-    let reply = match provider {
+    let mut reply = match provider {
         Provider::Anthropic => Reply::resolve(&turn, &body, "msg_", "toolu_"),
         Provider::OpenAi => Reply::resolve(&turn, &body, "chatcmpl-", "call_"),
     };
+    if turn.usage.is_none() && shared.lock().estimate_usage {
+        reply.usage.input_tokens = (body.to_string().len() / 4) as u64;
+    }
     let request_id = random_id("req_");
     let shutdown = shared.shutdown.clone();
 

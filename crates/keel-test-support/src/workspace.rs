@@ -1,7 +1,7 @@
 //! A throw-away workspace for end-to-end tests: a project directory and a separate HOME under
 //! one temp dir, removed when dropped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A temp dir holding `project/` (the working directory) and `home/` (the test's HOME).
@@ -115,6 +115,42 @@ impl TestWorkspace {
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// A temporary directory that is **not** under any temp directory (`/tmp`, `/var/tmp`,
+/// `$TMPDIR`): for sandbox tests, which need a place the sandbox does not allow writing to,
+/// while keel's sandbox keeps temp directories writable. Uses Cargo's per-target temp dir when
+/// the checkout is not itself under a temp directory, else `~/.cache/keel-tests`. Removed on drop.
+pub fn outside_temp_dir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    let temp_roots: Vec<PathBuf> = ["/tmp", "/var/tmp", "/dev/shm"]
+        .iter()
+        .map(PathBuf::from)
+        .chain(std::env::var_os("TMPDIR").map(PathBuf::from))
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    let is_temp = |path: &Path| {
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        temp_roots.iter().any(|root| path.starts_with(root))
+    };
+    let target_tmp = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tmp");
+    std::fs::create_dir_all(&target_tmp)?;
+    let base = if !is_temp(&target_tmp) {
+        target_tmp
+    } else {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or_else(|| std::io::Error::other("HOME is not set"))?;
+        let cache = home.join(".cache").join("keel-tests");
+        std::fs::create_dir_all(&cache)?;
+        if is_temp(&cache) {
+            return Err(std::io::Error::other(format!(
+                "no directory outside the temp directories is available (HOME {} is under one)",
+                home.display()
+            )));
+        }
+        cache
+    };
+    tempfile::Builder::new().prefix(prefix).tempdir_in(base)
 }
 
 #[cfg(test)]
