@@ -68,6 +68,7 @@ impl Driver {
             transcript: None,
             hooks: None,
             mcp: None,
+            context: Default::default(),
         });
         let (ops, ops_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
