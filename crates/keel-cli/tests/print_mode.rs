@@ -138,6 +138,9 @@ async fn reads_greps_edits_runs_bash_and_answers() {
             "Bash",
             "Glob",
             "Grep",
+            "NotebookEdit",
+            "WebFetch",
+            "WebSearch",
             "ExitPlanMode",
             "Agent"
         ]

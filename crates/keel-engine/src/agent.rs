@@ -463,6 +463,7 @@ impl Session {
             grants: self.shared.grants.clone(),
             model_before: Mutex::new(None),
             hook_replies: self.shared.hook_replies.clone(),
+            questions: self.shared.questions.clone(),
         });
         let mut config = self.config.clone();
         if model != parent_model {

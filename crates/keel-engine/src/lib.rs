@@ -29,6 +29,7 @@ mod partial;
 mod permission;
 mod plan_mode;
 mod prompt_tool;
+mod question;
 mod skill;
 mod slash;
 mod tools;
@@ -39,6 +40,7 @@ pub use emit::EventSender;
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
+pub use question::AskUserQuestion;
 pub use slash::{CostTotals, Extensions};
 
 use emit::{Emitter, lock};
@@ -67,6 +69,9 @@ pub struct SessionConfig {
     pub context_window: u64,
     /// Report the model's raw stream as [`Event::StreamEvent`]s (`--include-partial-messages`).
     pub stream_events: bool,
+    /// The frontend answers [`Event::QuestionAsked`] (a terminal UI does; print mode, the
+    /// HTTP server and ACP clients have no way to), so the model is offered `AskUserQuestion`.
+    pub answers_questions: bool,
 }
 
 impl SessionConfig {
@@ -84,6 +89,7 @@ impl SessionConfig {
             cache: true,
             pricing: Pricing::builtin(),
             stream_events: false,
+            answers_questions: false,
         }
     }
 }
@@ -158,6 +164,8 @@ pub(crate) struct Shared {
     /// Hook callbacks waiting for the frontend, shared with subagents (whose events reach the
     /// frontend through the parent).
     pub(crate) hook_replies: Arc<frontend_hooks::HookReplies>,
+    /// Questions waiting for the user, shared with subagents like `hook_replies`.
+    pub(crate) questions: Arc<question::PendingQuestions>,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -187,12 +195,21 @@ impl Session {
             grants: Arc::new(skill::Grants::default()),
             model_before: Mutex::new(None),
             hook_replies: Arc::new(frontend_hooks::HookReplies::default()),
+            questions: Arc::new(question::PendingQuestions::default()),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
         if tools.get(plan_mode::NAME).is_none() && !shared.permissions.is_hidden(plan_mode::NAME) {
             // Registering cannot fail: the name is free (checked above) and the schema is fixed.
             let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
+        }
+        // Questions need someone to answer them: only frontends that do are offered the tool.
+        if setup.config.answers_questions
+            && *shared.permissions.approver() == Approver::Interactive
+            && tools.get(question::NAME).is_none()
+            && !shared.permissions.is_hidden(question::NAME)
+        {
+            let _ = tools.register(Arc::new(AskUserQuestion));
         }
         let mut session = Self {
             id: setup.id,
@@ -663,6 +680,20 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
                     level: NoticeLevel::Warning,
                     message: format!(
                         "no question is waiting for approval {request_id}; the answer was ignored"
+                    ),
+                });
+            }
+            None
+        }
+        Op::AnswerQuestion {
+            request_id,
+            answers,
+        } => {
+            if !shared.questions.answer(&request_id, answers) {
+                emitter.emit(Event::Notice {
+                    level: NoticeLevel::Warning,
+                    message: format!(
+                        "no question is waiting for answers to {request_id}; the answers were ignored"
                     ),
                 });
             }

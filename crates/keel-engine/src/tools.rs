@@ -83,7 +83,8 @@ impl Session {
                     )));
                     continue;
                 }
-                match self.gate(call, ctx, emitter, tally).await {
+                let gate = self.gate(call, ctx, emitter, tally).await;
+                match self.ask_user(call, gate, ctx, emitter).await {
                     Gate::Run(input) => {
                         emitter.emit(Event::ToolCallStarted {
                             tool_use_id: call.id.clone(),

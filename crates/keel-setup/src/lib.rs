@@ -473,6 +473,8 @@ pub struct Extras {
     pub sdk_bridge: Option<Arc<dyn keel_mcp::SdkBridge>>,
     /// Report the model's raw stream as events (`--include-partial-messages`).
     pub stream_events: bool,
+    /// The frontend answers the model's questions (`AskUserQuestion`).
+    pub answers_questions: bool,
 }
 
 /// A session ready to serve, and what the renderer needs to know that the events do not say.
@@ -597,6 +599,7 @@ pub async fn prepare_with(
         .context_window
         .unwrap_or(selected.context_window);
     config.stream_events = extras.stream_events;
+    config.answers_questions = extras.answers_questions;
 
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path, earlier) =
@@ -648,6 +651,7 @@ pub async fn prepare_with(
         env: ws.settings.effective.env.clone(),
     });
 
+    let tools = offered_tools(tools_for(ws, &selected, &client), opts.tools.as_deref())?;
     let max_output_tokens = config.max_tokens;
     let context_window = config.context_window;
     let prompt_servers = mcp.clone();
@@ -655,7 +659,7 @@ pub async fn prepare_with(
         id,
         config,
         client,
-        tools: builtin_tools(opts.tools.as_deref())?,
+        tools,
         tool_ctx,
         policy,
         approver,
@@ -725,10 +729,63 @@ pub async fn prepare_with(
 /// `--tools` may still name.
 const SESSION_TOOLS: [&str; 3] = ["ExitPlanMode", "Agent", "Skill"];
 
-/// The built-in tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the
-/// named ones; an unknown name is an error listing the known ones.
-fn builtin_tools(wanted: Option<&str>) -> Result<ToolRegistry> {
-    let mut registry = ToolRegistry::builtin();
+/// The built-in tools, plus WebFetch (its prompts answered by a small model of the provider,
+/// or `web.fetchModel`) and WebSearch when there is something to search with: SearXNG
+/// (`web.searxngUrl`), else Brave (`web.braveApiKey` / `BRAVE_API_KEY`), else Anthropic's
+/// server-side search. Without any, WebSearch is not offered rather than failing when called.
+fn tools_for(ws: &Workspace, selected: &Selected, client: &Arc<dyn ModelClient>) -> ToolRegistry {
+    use keel_tools::builtin::{
+        BRAVE_ENDPOINT, SearchBackend, WebFetch, WebFetchConfig, WebSearch, default_fetch_model,
+    };
+    let mut tools = ToolRegistry::builtin();
+    let web = &ws.settings.effective.web;
+    let fetch_model = web
+        .fetch_model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| default_fetch_model(selected.kind, &selected.model));
+    let mut fetch = WebFetchConfig::new(client.clone(), fetch_model);
+    fetch.allow_private_hosts = web.allow_private_hosts.clone();
+    register(ws, &mut tools, Arc::new(WebFetch::new(fetch)));
+    let brave_key = web
+        .brave_api_key
+        .clone()
+        .or_else(|| ws.var("BRAVE_API_KEY"))
+        .filter(|k| !k.trim().is_empty());
+    let backend = if let Some(url) = web.searxng_url.clone() {
+        Some(SearchBackend::Searxng { base_url: url })
+    } else if let Some(api_key) = brave_key {
+        Some(SearchBackend::Brave {
+            api_key,
+            endpoint: web
+                .brave_api_url
+                .clone()
+                .unwrap_or_else(|| BRAVE_ENDPOINT.to_string()),
+        })
+    } else if selected.kind == ProviderKind::Anthropic {
+        Some(SearchBackend::Anthropic {
+            client: client.clone(),
+            model: selected.model.clone(),
+        })
+    } else {
+        None
+    };
+    if let Some(backend) = backend {
+        register(ws, &mut tools, Arc::new(WebSearch::new(backend)));
+    }
+    tools
+}
+
+fn register(ws: &Workspace, tools: &mut ToolRegistry, tool: Arc<dyn keel_tools::Tool>) {
+    let name = tool.name().to_string();
+    if let Err(error) = tools.register(tool) {
+        ws.warn(&format!("{name} is not available: {error}"));
+    }
+}
+
+/// The tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the named ones;
+/// an unknown name is an error listing the known ones.
+fn offered_tools(mut registry: ToolRegistry, wanted: Option<&str>) -> Result<ToolRegistry> {
     let Some(wanted) = wanted.map(str::trim) else {
         return Ok(registry);
     };
