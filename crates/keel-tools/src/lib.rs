@@ -114,6 +114,33 @@ pub struct ToolContext {
     pub sandbox: Option<Arc<Sandbox>>,
     /// Environment variables for the commands tools start (settings `env`), on top of keel's own.
     pub env: Arc<Vec<(String, String)>>,
+    /// Where `Bash` with `run_in_background` starts its commands; `None` when the session keeps
+    /// no background tasks (the option then fails with an explanation).
+    pub background: Option<Arc<dyn BackgroundShell>>,
+}
+
+/// A shell command to start in the background.
+#[derive(Debug, Clone)]
+pub struct BackgroundCommand {
+    /// The command line.
+    pub command: String,
+    /// What it does, in a few words (shown in listings and notices).
+    pub description: Option<String>,
+    /// The sandbox it runs in, unless the call asked to run outside it.
+    pub sandbox: Option<Arc<Sandbox>>,
+}
+
+/// Runs commands that outlive the tool call (implemented by keel-tasks' registry), so the Bash
+/// tool can offer `run_in_background` without owning long-lived processes itself.
+#[async_trait]
+pub trait BackgroundShell: Send + Sync + std::fmt::Debug {
+    /// Starts `command` in the session's current directory and returns at once with what the
+    /// model is told (the task id and where its output goes).
+    async fn start(
+        &self,
+        command: BackgroundCommand,
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError>;
 }
 
 /// How shell commands are confined: the policy, and the program that applies it (keel itself,
@@ -138,6 +165,7 @@ impl ToolContext {
             cancel,
             sandbox: None,
             env: Arc::new(Vec::new()),
+            background: None,
         }
     }
 

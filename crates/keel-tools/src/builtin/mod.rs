@@ -12,7 +12,7 @@ mod grep;
 mod read;
 mod write;
 
-pub use bash::Bash;
+pub use bash::{Bash, shell_command};
 pub use edit::Edit;
 pub use glob::Glob;
 pub use grep::Grep;
