@@ -11,6 +11,7 @@ mod commands;
 mod print;
 mod render;
 mod setup;
+mod work;
 
 use args::{Args, Command};
 use setup::Workspace;
@@ -57,6 +58,11 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Mcp(command)) => commands::mcp::run(command, &args, &ws),
         Some(Command::Hooks(command)) => commands::hooks::run(command, &ws),
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
+        Some(Command::Tasks(command)) => commands::tasks::run(command, &ws),
+        Some(Command::Cron(command)) => commands::cron::run(command, &ws),
+        Some(Command::Daemon(command)) => commands::cron::daemon(command, &args, &ws),
+        Some(Command::Worktree(command)) => commands::worktree::run(command, &ws),
+        Some(Command::Teammate(command)) => commands::teammate::run(command, &ws),
         None if args.print => print::run(&args, &ws),
         None => bail!(
             "the interactive terminal UI is not available in this version; use print mode: \

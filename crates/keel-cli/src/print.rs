@@ -36,7 +36,14 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
             context_window: prepared.context_window,
             mcp_servers: prepared.mcp_servers,
         };
-        print_mode(prepared.session, prompt, args.output_format, info).await
+        print_mode(
+            prepared.session,
+            prompt,
+            args.output_format,
+            info,
+            Some(prepared.tasks),
+        )
+        .await
     })?;
     // Tools may leave blocking work (a directory walk) behind after an interrupt: don't wait.
     runtime.shutdown_background();
@@ -44,24 +51,52 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
 }
 
 /// Runs one prompt to completion, rendering events as they come; returns how the run ended.
+/// With a task runtime, a run that leaves work behind (team members still working, a wake-up
+/// the agent scheduled) is followed by the next prompt that work produces, until none can come.
 pub async fn print_mode(
     session: Session,
     prompt: String,
     format: OutputFormat,
     info: RunInfo,
+    tasks: Option<std::sync::Arc<keel_tasks::TaskRuntime>>,
 ) -> Result<Outcome> {
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let interrupts = watch_interrupts(ops.clone())?;
+    let stop_waiting = tokio_util::sync::CancellationToken::new();
+    let interrupts = watch_interrupts(ops.clone(), stop_waiting.clone())?;
     let engine = tokio::spawn(session.serve(ops_rx, events_tx));
     ops.send(Op::UserInput { text: prompt })
         .context("the engine stopped before it received the prompt")?;
     // With no more ops to come, the engine ends after this run.
-    drop(ops);
+    let mut ops = tasks.is_some().then_some(ops);
 
     let mut renderer = Renderer::new(format, std::io::stdout().lock(), info);
     let mut outcome = None;
     while let Some(event) = events.recv().await {
+        if let Event::RunFinished { outcome: ended, .. } = &event
+            && *ended != Outcome::Interrupted
+            && let (Some(tasks), Some(sender)) = (&tasks, &ops)
+            && let Some(next) = tasks.next_prompt(&stop_waiting).await
+        {
+            // More work came in (a teammate's message, a wake-up): this run's answer is not
+            // the last one, so json prints only the final result.
+            if format != OutputFormat::Json
+                && let Err(error) = renderer.event(&event)
+            {
+                if error.kind() == std::io::ErrorKind::BrokenPipe {
+                    interrupts.abort();
+                    return Ok(Outcome::Interrupted);
+                }
+                return Err(error).context("cannot write to standard output");
+            }
+            if sender.send(Op::UserInput { text: next }).is_err() {
+                break;
+            }
+            continue;
+        }
+        if matches!(event, Event::RunFinished { .. }) {
+            ops = None;
+        }
         if let Err(error) = renderer.event(&event) {
             if error.kind() == std::io::ErrorKind::BrokenPipe {
                 // The reader went away (e.g. `| head`); nothing more can be shown.
@@ -92,7 +127,10 @@ pub async fn print_mode(
 
 /// The first Ctrl-C interrupts the run (which then ends with what it has); a second one exits
 /// at once.
-fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinHandle<()>> {
+fn watch_interrupts(
+    ops: mpsc::UnboundedSender<Op>,
+    stop_waiting: tokio_util::sync::CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -101,6 +139,7 @@ fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinH
         Ok(tokio::spawn(async move {
             if sigint.recv().await.is_some() {
                 let _ = ops.send(Op::Interrupt);
+                stop_waiting.cancel();
             }
             if sigint.recv().await.is_some() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -112,6 +151,7 @@ fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinH
         Ok(tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 let _ = ops.send(Op::Interrupt);
+                stop_waiting.cancel();
             }
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));

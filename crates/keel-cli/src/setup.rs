@@ -48,6 +48,15 @@ impl Workspace {
     /// line, column and key; warnings are printed to stderr.
     pub fn load(settings: Option<&str>, setting_sources: Option<&str>) -> Result<Self> {
         let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+        Self::load_in(cwd, settings, setting_sources)
+    }
+
+    /// Reads the settings for `cwd` (a team member works each task in its own worktree).
+    pub fn load_in(
+        cwd: PathBuf,
+        settings: Option<&str>,
+        setting_sources: Option<&str>,
+    ) -> Result<Self> {
         let home = std::env::home_dir()
             .filter(|h| !h.as_os_str().is_empty())
             .context("cannot determine your home directory; set HOME")?;
@@ -334,11 +343,23 @@ pub struct Prepared {
     pub context_window: u64,
     /// The MCP servers and their statuses.
     pub mcp_servers: Vec<(String, String)>,
+    /// The session's background tasks, task list, schedules and team seat.
+    pub tasks: Arc<keel_tasks::TaskRuntime>,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
 /// prompt, hooks, sandbox, and a new, continued, resumed or forked transcript.
 pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<Prepared> {
+    prepare_seated(args, ws, approver, None).await
+}
+
+/// [`prepare`] for a session that has a seat in a team (a member working a task).
+pub async fn prepare_seated(
+    args: &Args,
+    ws: &Workspace,
+    approver: Approver,
+    seat: Option<keel_tasks::Seat>,
+) -> Result<Prepared> {
     let policy = ws.policy(args)?;
     let options = ws.provider_options(args)?;
     let lookup = |name: &str| ws.var(name);
@@ -391,11 +412,13 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path) =
         open_transcript(args, ws, &store, &selected.model, &policy)?;
-    let spill_dir = store
-        .project_dir(&ws.cwd)
-        .join(id.as_str())
-        .join("tool-results");
+    let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
+    let spill_dir = session_dir.join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
+    let wiring = crate::work::wiring(args, ws, &policy, &selected.model, session_dir, seat)?;
+    wiring.apply_to_context(&mut tool_ctx);
+    let mut tools = ToolRegistry::builtin();
+    wiring.register(&mut tools);
     tool_ctx.additional_dirs = ws.additional_dirs(&args.add_dir)?;
     tool_ctx.env = Arc::new(
         ws.settings
@@ -435,7 +458,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         id,
         config,
         client,
-        tools: ToolRegistry::builtin(),
+        tools,
         tool_ctx,
         policy,
         approver,
@@ -444,7 +467,8 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         transcript: Some(transcript),
         hooks,
         mcp,
-    });
+    })
+    .with_extension(wiring.runtime.clone());
     let mcp_servers = session.mcp_statuses();
     Ok(Prepared {
         session,
@@ -453,6 +477,7 @@ pub async fn prepare(args: &Args, ws: &Workspace, approver: Approver) -> Result<
         max_output_tokens,
         context_window,
         mcp_servers,
+        tasks: wiring.runtime,
     })
 }
 

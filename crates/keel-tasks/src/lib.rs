@@ -17,6 +17,7 @@ mod runtime;
 pub mod store;
 pub mod team;
 pub mod tools;
+pub mod wiring;
 pub mod worktree;
 
 pub use runtime::{Entered, REMINDER_TURNS, RuntimeOptions, Seat, TaskRuntime};

@@ -99,6 +99,11 @@ impl Seat {
         self.me == LEAD
     }
 
+    /// Queues a protocol message for the driver.
+    pub fn push_control(&self, envelope: Envelope) {
+        lock(&self.control).push_back(envelope);
+    }
+
     /// Protocol messages that arrived for the driver, oldest first.
     pub fn take_control(&self) -> Vec<Envelope> {
         lock(&self.control).drain(..).collect()
