@@ -116,6 +116,12 @@ pub async fn print_mode(
     let _ = interrupts.await;
     // The engine ends once it sees no more ops will come; it closes the transcript first.
     engine.await.context("the engine stopped unexpectedly")?;
+    // What the session said while ending (e.g. background tasks it left running).
+    while let Ok(event) = events.try_recv() {
+        if matches!(event, Event::Notice { .. }) {
+            let _ = renderer.event(&event);
+        }
+    }
     let outcome = outcome.context("the engine stopped without finishing the run")?;
     if format == OutputFormat::Text
         && let Some(message) = outcome_message(&outcome)

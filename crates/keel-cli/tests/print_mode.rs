@@ -138,6 +138,18 @@ async fn reads_greps_edits_runs_bash_and_answers() {
             "Bash",
             "Glob",
             "Grep",
+            "TaskCreate",
+            "TaskGet",
+            "TaskUpdate",
+            "TaskList",
+            "TaskOutput",
+            "TaskStop",
+            "CronCreate",
+            "CronDelete",
+            "CronList",
+            "ScheduleWakeup",
+            "EnterWorktree",
+            "ExitWorktree",
             "ExitPlanMode"
         ]
     );

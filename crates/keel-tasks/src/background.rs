@@ -656,6 +656,11 @@ fn kill_group(pid: Option<u32>, signal: Signal) {
 pub fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
+        // A zombie (ended, not yet reaped by its parent) still answers signal 0 but is gone.
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            return !state.starts_with(['Z', 'X']);
+        }
         let Ok(pid) = i32::try_from(pid) else {
             return false;
         };
