@@ -99,7 +99,11 @@ async fn a_dev_server_runs_in_the_background_is_read_stopped_and_gone_after_the_
     .await;
     let child = h
         .keel()
-        .args(["-p", "start the dev server", "--dangerously-skip-permissions"])
+        .args([
+            "-p",
+            "start the dev server",
+            "--dangerously-skip-permissions",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -108,19 +112,23 @@ async fn a_dev_server_runs_in_the_background_is_read_stopped_and_gone_after_the_
     // While keel waits in TaskOutput, the server is up and answers HTTP.
     let home = h.ws.home.clone();
     let mut port = None;
-    wait_for("the dev server to announce its port", Duration::from_secs(20), || {
-        let outputs = find_files(&home, "bash_1.output");
-        let text = outputs
-            .first()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .unwrap_or_default();
-        port = text
-            .split("port ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|p| p.parse::<u16>().ok());
-        port.is_some()
-    })
+    wait_for(
+        "the dev server to announce its port",
+        Duration::from_secs(20),
+        || {
+            let outputs = find_files(&home, "bash_1.output");
+            let text = outputs
+                .first()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            port = text
+                .split("port ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|p| p.parse::<u16>().ok());
+            port.is_some()
+        },
+    )
     .await;
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.unwrap())).unwrap();
     stream
@@ -138,24 +146,37 @@ async fn a_dev_server_runs_in_the_background_is_read_stopped_and_gone_after_the_
 
     let started = result_text(&h, "bg1");
     assert!(
-        started.starts_with("Command running in background with ID: bash_1. Output is being written to: "),
+        started.starts_with(
+            "Command running in background with ID: bash_1. Output is being written to: "
+        ),
         "{started}"
     );
     assert!(result_text(&h, "bg2").contains("bash_2"));
     let read = result_text(&h, "out1");
-    assert!(read.contains("<retrieval_status>timeout</retrieval_status>"), "{read}");
+    assert!(
+        read.contains("<retrieval_status>timeout</retrieval_status>"),
+        "{read}"
+    );
     assert!(read.contains("<status>running</status>"), "{read}");
     assert!(read.contains("Serving HTTP on 127.0.0.1"), "{read}");
-    assert!(read.contains("GET / HTTP/1.0\" 200"), "the request was logged: {read}");
+    assert!(
+        read.contains("GET / HTTP/1.0\" 200"),
+        "the request was logged: {read}"
+    );
     let stopped = result_text(&h, "stop1");
-    assert!(stopped.starts_with("Successfully stopped task: bash_1"), "{stopped}");
+    assert!(
+        stopped.starts_with("Successfully stopped task: bash_1"),
+        "{stopped}"
+    );
 
     // Both processes are gone: one stopped by TaskStop, the other when the session ended.
     let server = read_pid(&h.path("server.pid")).unwrap();
     let ticker = read_pid(&h.path("ticker.pid")).unwrap();
-    wait_for("the background processes to be gone", Duration::from_secs(5), || {
-        !process_alive(server) && !process_alive(ticker)
-    })
+    wait_for(
+        "the background processes to be gone",
+        Duration::from_secs(5),
+        || !process_alive(server) && !process_alive(ticker),
+    )
     .await;
 }
 
@@ -189,27 +210,46 @@ async fn a_finished_background_command_is_announced_at_the_next_turn() {
         .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let read = result_text(&h, "out");
-    assert!(read.contains("<retrieval_status>success</retrieval_status>"), "{read}");
+    assert!(
+        read.contains("<retrieval_status>success</retrieval_status>"),
+        "{read}"
+    );
     assert!(read.contains("<status>failed</status>"), "{read}");
     assert!(read.contains("<exit_code>3</exit_code>"), "{read}");
     assert!(read.contains("all-done"), "{read}");
     // A second read has nothing new.
     let again = result_text(&h, "again");
-    assert!(again.contains("no new output since the last read"), "{again}");
+    assert!(
+        again.contains("no new output since the last read"),
+        "{again}"
+    );
     // The notice reached the model once, in the request after the command ended.
     let requests = h.requests();
     let notices: Vec<usize> = requests
         .iter()
         .enumerate()
         .filter(|(_, r)| {
-            let last = r.body["messages"].as_array().unwrap().last().unwrap().to_string();
+            let last = r.body["messages"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap()
+                .to_string();
             last.contains("<task-notification>")
         })
         .map(|(i, _)| i)
         .collect();
     assert_eq!(notices, [2], "the notice entered exactly one request");
-    let notice = requests[2].body["messages"].as_array().unwrap().last().unwrap().to_string();
-    assert!(notice.contains("Background command \\\"Run the slow check\\\" failed (exit code 3)"), "{notice}");
+    let notice = requests[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(
+        notice.contains("Background command \\\"Run the slow check\\\" failed (exit code 3)"),
+        "{notice}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,11 +266,11 @@ async fn background_tasks_can_be_kept_past_the_session_and_listed() {
         ScriptedTurn::text("started"),
     ])
     .await;
-    let out = finish(
-        h.keel()
-            .env("KEEL_KEEP_BACKGROUND_TASKS", "1")
-            .args(["-p", "start it", "--dangerously-skip-permissions"]),
-    )
+    let out = finish(h.keel().env("KEEL_KEEP_BACKGROUND_TASKS", "1").args([
+        "-p",
+        "start it",
+        "--dangerously-skip-permissions",
+    ]))
     .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert!(
@@ -242,13 +282,19 @@ async fn background_tasks_can_be_kept_past_the_session_and_listed() {
     assert!(process_alive(pid), "the kept task still runs");
     let list = h.run(&["tasks", "background"]).await;
     let text = String::from_utf8_lossy(&list.stdout).to_string();
-    assert!(text.contains(&format!("bash_1 [running] pid {pid}")), "{text}");
+    assert!(
+        text.contains(&format!("bash_1 [running] pid {pid}")),
+        "{text}"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    wait_for("the kept task to end", Duration::from_secs(5), || !process_alive(pid)).await;
+    wait_for("the kept task to end", Duration::from_secs(5), || {
+        !process_alive(pid)
+    })
+    .await;
     let list = h.run(&["tasks", "background"]).await;
     let text = String::from_utf8_lossy(&list.stdout).to_string();
     assert!(text.contains("bash_1 [killed]"), "{text}");

@@ -32,7 +32,12 @@ async fn the_daemon_runs_due_prompts_once_and_reports_missed_runs_once() {
             .args(["daemon", "--now", &now.to_rfc3339()]);
         cmd
     };
-    let out = finish(h.keel().env("TZ", "UTC").args(["cron", "add", "*/15 * * * *", "say hi"])).await;
+    let out = finish(
+        h.keel()
+            .env("TZ", "UTC")
+            .args(["cron", "add", "*/15 * * * *", "say hi"]),
+    )
+    .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let id = stdout(&out).split_whitespace().next().unwrap().to_string();
     let listed = finish(h.keel().env("TZ", "UTC").args(["cron", "list"])).await;
@@ -40,10 +45,15 @@ async fn the_daemon_runs_due_prompts_once_and_reports_missed_runs_once() {
     assert!(stdout(&listed).contains("say hi"));
 
     // The first quarter hour after the schedule was made.
-    let store: Value =
-        serde_json::from_str(&std::fs::read_to_string(h.path(".keel/scheduled_tasks.json")).unwrap())
-            .unwrap();
-    let created: DateTime<Utc> = store["tasks"][0]["createdAt"].as_str().unwrap().parse().unwrap();
+    let store: Value = serde_json::from_str(
+        &std::fs::read_to_string(h.path(".keel/scheduled_tasks.json")).unwrap(),
+    )
+    .unwrap();
+    let created: DateTime<Utc> = store["tasks"][0]["createdAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let mut first = created.with_second(0).unwrap().with_nanosecond(0).unwrap();
     first += Span::minutes(15 - i64::from(first.minute() % 15));
 
@@ -60,7 +70,10 @@ async fn the_daemon_runs_due_prompts_once_and_reports_missed_runs_once() {
     assert_eq!(entries[1]["result"], "hi from the schedule");
     assert_eq!(entries[1]["exit_code"], 0);
     assert_eq!(h.requests().len(), 1);
-    assert_eq!(h.requests()[0].body["messages"][0]["content"][0]["text"], "say hi");
+    assert_eq!(
+        h.requests()[0].body["messages"][0]["content"][0]["text"],
+        "say hi"
+    );
 
     // A restarted daemon in the same minute does not run it again.
     let out = finish(&mut daemon(first + Span::seconds(50))).await;
@@ -92,5 +105,9 @@ async fn a_bad_expression_is_refused_with_an_example() {
     let h = Harness::new(vec![]).await;
     let out = finish(h.keel().args(["cron", "add", "every hour", "x"])).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("use the standard 5"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("use the standard 5"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -100,10 +100,19 @@ async fn the_task_list_lives_beside_the_transcript_and_comes_back_on_resume() {
         .run(&["-p", "plan the parser work", "--output-format", "json"])
         .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let session = stdout_json(&out)["session_id"].as_str().unwrap().to_string();
+    let session = stdout_json(&out)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    assert_eq!(result_text(&h, "c1"), "Task #1 created successfully: Write the parser");
-    assert_eq!(result_text(&h, "c3"), "Task #3 created successfully: Document it");
+    assert_eq!(
+        result_text(&h, "c1"),
+        "Task #1 created successfully: Write the parser"
+    );
+    assert_eq!(
+        result_text(&h, "c3"),
+        "Task #3 created successfully: Document it"
+    );
     assert_eq!(result_text(&h, "u1"), "Updated task #2 blockedBy");
     assert_eq!(result_text(&h, "u2"), "Updated task #1 status");
     assert!(result_text(&h, "u3").contains("cannot wait for itself"));
@@ -112,12 +121,16 @@ async fn the_task_list_lives_beside_the_transcript_and_comes_back_on_resume() {
         "#1 [in_progress] Write the parser\n#2 [pending] Test the parser [blocked by #1]\n#3 [pending] Document it"
     );
     let get = result_text(&h, "g1");
-    assert!(get.starts_with("Task #2: Test the parser\nStatus: pending"), "{get}");
+    assert!(
+        get.starts_with("Task #2: Test the parser\nStatus: pending"),
+        "{get}"
+    );
     assert!(get.contains("Blocked by: #1"), "{get}");
 
     // One JSON file per task, in the session's folder.
     let dir = session_dir(&h.ws.home, &session).join("tasks");
-    let task: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("1.json")).unwrap()).unwrap();
+    let task: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("1.json")).unwrap()).unwrap();
     assert_eq!(task["status"], "in_progress");
     assert_eq!(task["activeForm"], "Writing the parser");
     assert_eq!(task["blocks"], json!(["2"]));
@@ -133,7 +146,14 @@ async fn the_task_list_lives_beside_the_transcript_and_comes_back_on_resume() {
 
     // Resuming shows the list at once and the tools still see it.
     let out = h
-        .run(&["--resume", &session, "-p", "what is left?", "--output-format", "json"])
+        .run(&[
+            "--resume",
+            &session,
+            "-p",
+            "what is left?",
+            "--output-format",
+            "json",
+        ])
         .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     assert!(result_text(&h, "l2").starts_with("#1 [in_progress] Write the parser"));
@@ -148,11 +168,23 @@ async fn the_task_list_lives_beside_the_transcript_and_comes_back_on_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_task_list_untouched_for_five_turns_earns_one_reminder() {
     let mut turns = vec![
-        turn(vec![call("c1", "TaskCreate", json!({"subject": "Fix the bug", "description": "It crashes"}))]),
-        turn(vec![call("u1", "TaskUpdate", json!({"taskId": "1", "status": "in_progress"}))]),
+        turn(vec![call(
+            "c1",
+            "TaskCreate",
+            json!({"subject": "Fix the bug", "description": "It crashes"}),
+        )]),
+        turn(vec![call(
+            "u1",
+            "TaskUpdate",
+            json!({"taskId": "1", "status": "in_progress"}),
+        )]),
     ];
     for i in 0..6 {
-        turns.push(turn(vec![call(&format!("b{i}"), "Bash", json!({"command": "true"}))]));
+        turns.push(turn(vec![call(
+            &format!("b{i}"),
+            "Bash",
+            json!({"command": "true"}),
+        )]));
     }
     turns.push(ScriptedTurn::text("done"));
     let h = Harness::new(turns).await;
@@ -177,7 +209,12 @@ async fn an_open_task_list_untouched_for_five_turns_earns_one_reminder() {
         .collect();
     // Requests 3 to 7 follow Bash calls; the reminder comes with the 8th.
     assert_eq!(reminded, [7]);
-    let text = h.requests()[7].body["messages"].as_array().unwrap().last().unwrap().to_string();
+    let text = h.requests()[7].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_string();
     assert!(text.contains("#1 [in_progress] Fix the bug"), "{text}");
 }
 
@@ -206,7 +243,10 @@ async fn the_todo_tool_setting_offers_todo_write_instead() {
         .collect();
     assert!(tools.contains(&"TodoWrite".to_string()), "{tools:?}");
     assert!(!tools.contains(&"TaskCreate".to_string()), "{tools:?}");
-    let session = stdout_json(&out)["session_id"].as_str().unwrap().to_string();
+    let session = stdout_json(&out)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let records = transcript(&h.ws.home, &session);
     let plan = plans(&records).pop().unwrap();
     assert_eq!(plan[0]["subject"], "Read the code");

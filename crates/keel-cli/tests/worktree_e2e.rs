@@ -65,17 +65,30 @@ async fn work_in_a_worktree_stays_on_its_branch_and_is_not_removed_by_accident()
     assert_eq!(pwd.lines().next().unwrap(), worktree.display().to_string());
     let (refused, is_error) = result(&h, "remove");
     assert!(is_error);
-    assert!(refused.contains("1 uncommitted change(s): ?? wip.txt"), "{refused}");
-    assert!(refused.contains("1 commit(s) on no other branch"), "{refused}");
+    assert!(
+        refused.contains("1 uncommitted change(s): ?? wip.txt"),
+        "{refused}"
+    );
+    assert!(
+        refused.contains("1 commit(s) on no other branch"),
+        "{refused}"
+    );
     assert!(refused.contains("fix login"), "{refused}");
     assert!(refused.contains("discard_changes"), "{refused}");
     let (kept, _) = result(&h, "keep");
-    assert!(kept.starts_with("Left worktree fix-login (kept at"), "{kept}");
+    assert!(
+        kept.starts_with("Left worktree fix-login (kept at"),
+        "{kept}"
+    );
     let (back, _) = result(&h, "where");
     assert_eq!(back.trim(), h.project().display().to_string());
 
     // The commit is on the worktree's branch only; the main checkout is untouched and clean.
-    assert_eq!(h.ws.git(&["log", "-1", "--format=%s", "keel/fix-login"]).trim(), "fix login");
+    assert_eq!(
+        h.ws.git(&["log", "-1", "--format=%s", "keel/fix-login"])
+            .trim(),
+        "fix login"
+    );
     assert!(!h.path("login.txt").exists());
     assert_eq!(h.ws.git(&["status", "--porcelain"]).trim(), "");
 
@@ -87,13 +100,24 @@ async fn work_in_a_worktree_stays_on_its_branch_and_is_not_removed_by_accident()
     let out = finish(h.keel().args(["worktree", "remove", "fix-login"])).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("would be lost"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--discard-changes"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--discard-changes"),
+        "{}",
+        stderr(&out)
+    );
     assert!(worktree.exists());
 
-    let out = finish(h.keel().args(["worktree", "remove", "fix-login", "--discard-changes"])).await;
+    let out = finish(
+        h.keel()
+            .args(["worktree", "remove", "fix-login", "--discard-changes"]),
+    )
+    .await;
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(said.contains("discarded 1 uncommitted change(s), 1 commit(s)"), "{said}");
+    assert!(
+        said.contains("discarded 1 uncommitted change(s), 1 commit(s)"),
+        "{said}"
+    );
     assert!(!worktree.exists());
     assert_eq!(h.ws.git(&["branch", "--list", "keel/fix-login"]).trim(), "");
 }

@@ -280,7 +280,9 @@ mod tests {
         assert!(!is_protected(Path::new("/p/.keel/commands/a.md")));
         assert!(!is_protected(Path::new("/p/.keel/worktrees/fix/src/a.rs")));
         assert!(is_protected(Path::new("/p/.keel/worktrees/fix/.git")));
-        assert!(is_protected(Path::new("/p/.keel/worktrees/fix/.keel/settings.json")));
+        assert!(is_protected(Path::new(
+            "/p/.keel/worktrees/fix/.keel/settings.json"
+        )));
         assert!(is_protected(Path::new("/home/u/.bashrc")));
         assert!(!is_protected(Path::new("/p/src/main.rs")));
         assert!(!is_protected(Path::new("/p/.gitignore")));

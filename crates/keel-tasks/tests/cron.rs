@@ -36,18 +36,31 @@ fn a_schedule_fires_on_time_survives_a_restart_and_reports_missed_runs_once() {
     let clock = ManualClock::new(local("2026-03-02T08:50:00"));
     let store = CronStore::for_project(dir.path());
     // Every 15 minutes from 09:00 to 10:45, local time.
-    let schedule = Schedule::new("*/15 9-10 * * *", "check the build", true, true, clock.now()).unwrap();
+    let schedule = Schedule::new(
+        "*/15 9-10 * * *",
+        "check the build",
+        true,
+        true,
+        clock.now(),
+    )
+    .unwrap();
     let id = store.add(schedule).unwrap().id;
 
     clock.set(local("2026-03-02T08:59:59"));
     assert_eq!(tick(&store, &clock), (vec![], vec![]));
     clock.set(local("2026-03-02T09:00:01"));
-    assert_eq!(tick(&store, &clock), (vec![local("2026-03-02T09:00:00")], vec![]));
+    assert_eq!(
+        tick(&store, &clock),
+        (vec![local("2026-03-02T09:00:00")], vec![])
+    );
     // A second tick in the same minute does not fire again.
     clock.set(local("2026-03-02T09:00:30"));
     assert_eq!(tick(&store, &clock), (vec![], vec![]));
     clock.set(local("2026-03-02T09:15:20"));
-    assert_eq!(tick(&store, &clock), (vec![local("2026-03-02T09:15:00")], vec![]));
+    assert_eq!(
+        tick(&store, &clock),
+        (vec![local("2026-03-02T09:15:00")], vec![])
+    );
 
     // The scheduler restarts: a new store over the same file remembers what ran.
     drop(store);
@@ -56,7 +69,10 @@ fn a_schedule_fires_on_time_survives_a_restart_and_reports_missed_runs_once() {
     clock.set(local("2026-03-02T09:16:00"));
     assert_eq!(tick(&store, &clock), (vec![], vec![]));
     clock.set(local("2026-03-02T09:30:00"));
-    assert_eq!(tick(&store, &clock), (vec![local("2026-03-02T09:30:00")], vec![]));
+    assert_eq!(
+        tick(&store, &clock),
+        (vec![local("2026-03-02T09:30:00")], vec![])
+    );
 
     // Nothing ran from 09:31 to 10:50: five runs (09:45 to 10:45) are reported once, not run.
     clock.set(local("2026-03-02T10:50:00"));
@@ -65,7 +81,9 @@ fn a_schedule_fires_on_time_survives_a_restart_and_reports_missed_runs_once() {
     assert_eq!(missed.len(), 1);
     assert_eq!(missed[0].0, 5);
     assert!(
-        missed[0].1.contains("missed 5 runs from 2026-03-02 09:45 +02:00 to 2026-03-02 10:45 +02:00"),
+        missed[0]
+            .1
+            .contains("missed 5 runs from 2026-03-02 09:45 +02:00 to 2026-03-02 10:45 +02:00"),
         "{}",
         missed[0].1
     );
@@ -73,7 +91,10 @@ fn a_schedule_fires_on_time_survives_a_restart_and_reports_missed_runs_once() {
     assert_eq!(tick(&store, &clock), (vec![], vec![]));
     // The next run is the next morning at 09:00, local time.
     clock.set(local("2026-03-03T09:00:05"));
-    assert_eq!(tick(&store, &clock), (vec![local("2026-03-03T09:00:00")], vec![]));
+    assert_eq!(
+        tick(&store, &clock),
+        (vec![local("2026-03-03T09:00:00")], vec![])
+    );
 }
 
 #[test]

@@ -379,7 +379,16 @@ impl<'a> Member<'a> {
         input: &Value,
         task: Option<&Task>,
         runtime: &Arc<TaskRuntime>,
+        plan_approved: bool,
     ) -> ApprovalAnswer {
+        let may_write = !self.config.plan_mode_required || plan_approved;
+        if tool != "ExitPlanMode" && may_write && self.base_mode == "bypassPermissions" {
+            // Asked only because plan mode just ended; the member runs with the lead's
+            // permissions.
+            return ApprovalAnswer::AllowOnce {
+                updated_input: None,
+            };
+        }
         if tool != "ExitPlanMode" {
             return ApprovalAnswer::Deny {
                 message: format!(
@@ -527,6 +536,7 @@ impl Driven {
             .send(Op::UserInput { text: prompt })
             .context("the member's session stopped")?;
         let mut restore_mode = false;
+        let mut plan_approved = false;
         while let Some(event) = self.events.recv().await {
             match event {
                 Event::ApprovalRequested {
@@ -535,11 +545,14 @@ impl Driven {
                     input,
                     ..
                 } => {
-                    let answer = member.answer(&tool_name, &input, task, &self.tasks).await;
+                    let answer = member
+                        .answer(&tool_name, &input, task, &self.tasks, plan_approved)
+                        .await;
                     if tool_name == "ExitPlanMode"
                         && matches!(answer, ApprovalAnswer::AllowOnce { .. })
                     {
                         restore_mode = true;
+                        plan_approved = true;
                     }
                     let _ = self.ops.send(Op::Approval { request_id, answer });
                 }
