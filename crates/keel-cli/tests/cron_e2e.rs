@@ -111,3 +111,41 @@ async fn a_bad_expression_is_refused_with_an_example() {
         stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_schedules_a_wakeup_is_woken_with_its_prompt() {
+    let h = Harness::new(vec![
+        ScriptedTurn {
+            content: vec![keel_test_support::ScriptedBlock::ToolUse {
+                id: Some("wake".into()),
+                name: "ScheduleWakeup".into(),
+                input: serde_json::json!({"delaySeconds": 1, "reason": "deploy", "prompt": "check the deploy"}),
+            }],
+            ..Default::default()
+        },
+        ScriptedTurn::text("I will check back."),
+        ScriptedTurn::text("The deploy is fine."),
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    let out = finish(h.keel().env("KEEL_WAKEUP_MIN_SECONDS", "1").args([
+        "-p",
+        "deploy and check",
+        "--output-format",
+        "json",
+    ]))
+    .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["result"], "The deploy is fine.");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    let requests = h.requests();
+    assert_eq!(requests.len(), 3);
+    let woken = requests[2].body["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(woken.contains("check the deploy"), "{woken}");
+}

@@ -242,8 +242,22 @@ async fn a_team_run() {
     }
     for n in 1..=6u32 {
         let id = n.to_string();
-        let claimed = &by_action[&(id.clone(), "claimed".into())];
-        let completed = &by_action[&(id.clone(), "completed".into())];
+        let debug = || {
+            format!(
+                "board history:\n{}\nlead stderr:\n{}\nmember logs:\n{logs}",
+                log.iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                stderr(&out)
+            )
+        };
+        let claimed = by_action
+            .get(&(id.clone(), "claimed".into()))
+            .unwrap_or_else(|| panic!("task {n} was never claimed; {}", debug()));
+        let completed = by_action
+            .get(&(id.clone(), "completed".into()))
+            .unwrap_or_else(|| panic!("task {n} was never completed; {}", debug()));
         assert_eq!(
             claimed.len(),
             1,
@@ -288,7 +302,8 @@ async fn a_team_run() {
         // Finished and clean: the checkout is gone, the branch stays.
         assert!(
             !h.path(&format!(".keel/worktrees/task-{n}-write-file-{n}"))
-                .exists()
+                .exists(),
+            "the worktree of task {n} is left; member logs:\n{logs}"
         );
     }
     assert!(

@@ -190,14 +190,8 @@ pub async fn create(root: &Path, name: &str, base: Option<&str>) -> Result<Workt
     if !ignore.exists() {
         fsutil::write_atomic(&ignore, b"*\n")?;
     }
-    // Concurrent `git worktree add`s in one repository can trip over each other's lock files.
-    let lock_path = dir.join(".lock");
-    let _lock = tokio::task::spawn_blocking(move || FileLock::acquire(&lock_path))
-        .await
-        .map_err(|_| {
-            TasksError::Invalid("interrupted while waiting for the worktree lock".into())
-        })??;
-    if let Some(existing) = find(root, name).await? {
+    let _lock = admin_lock(root).await?;
+    if let Some(existing) = find_unlocked(root, name).await? {
         return Ok(existing);
     }
     let path = dir.join(name);
@@ -220,7 +214,7 @@ pub async fn create(root: &Path, name: &str, base: Option<&str>) -> Result<Workt
         let base = base.unwrap_or("HEAD");
         git(root, &["worktree", "add", "-b", &branch, &path_text, base]).await?;
     }
-    find(root, name).await?.ok_or_else(|| {
+    find_unlocked(root, name).await?.ok_or_else(|| {
         TasksError::Invalid(format!(
             "git created the worktree {name} but does not list it; check `git worktree list`"
         ))
@@ -229,6 +223,22 @@ pub async fn create(root: &Path, name: &str, base: Option<&str>) -> Result<Workt
 
 /// The worktrees keel made in the checkout `root`.
 pub async fn list(root: &Path) -> Result<Vec<Worktree>, TasksError> {
+    let _lock = admin_lock(root).await?;
+    list_unlocked(root).await
+}
+
+/// Serialises git's worktree administration in one repository: an `add` running next to a
+/// `list` or `remove` in another process lets those read a half-made entry and fail.
+async fn admin_lock(root: &Path) -> Result<FileLock, TasksError> {
+    let lock_path = worktrees_dir(root).join(".lock");
+    tokio::task::spawn_blocking(move || FileLock::acquire(&lock_path))
+        .await
+        .map_err(|_| {
+            TasksError::Invalid("interrupted while waiting for the worktree lock".into())
+        })?
+}
+
+async fn list_unlocked(root: &Path) -> Result<Vec<Worktree>, TasksError> {
     let text = git(root, &["worktree", "list", "--porcelain"]).await?;
     let dir = worktrees_dir(root);
     let canonical_dir = std::fs::canonicalize(&dir).unwrap_or(dir.clone());
@@ -269,6 +279,13 @@ pub async fn list(root: &Path) -> Result<Vec<Worktree>, TasksError> {
 /// The worktree `name`, if it exists.
 pub async fn find(root: &Path, name: &str) -> Result<Option<Worktree>, TasksError> {
     Ok(list(root).await?.into_iter().find(|w| w.name == name))
+}
+
+async fn find_unlocked(root: &Path, name: &str) -> Result<Option<Worktree>, TasksError> {
+    Ok(list_unlocked(root)
+        .await?
+        .into_iter()
+        .find(|w| w.name == name))
 }
 
 /// What removing `worktree` would lose: its uncommitted changes, and (when its branch goes
@@ -312,8 +329,13 @@ pub async fn remove(
     delete_branch: bool,
     discard: bool,
 ) -> Result<Removed, TasksError> {
-    let Some(worktree) = find(root, name).await? else {
-        let names: Vec<String> = list(root).await?.into_iter().map(|w| w.name).collect();
+    let _lock = admin_lock(root).await?;
+    let Some(worktree) = find_unlocked(root, name).await? else {
+        let names: Vec<String> = list_unlocked(root)
+            .await?
+            .into_iter()
+            .map(|w| w.name)
+            .collect();
         return Err(TasksError::NotFound(if names.is_empty() {
             format!(
                 "no worktree named {name}; keel has none in {}",

@@ -204,11 +204,8 @@ impl<'a> Member<'a> {
         if let Some(home) = self.home.take() {
             home.close().await;
         }
-        self.set_state(
-            MemberStatus::Stopped,
-            None,
-            Some("stopped at the lead's request"),
-        );
+        // The answer goes out before the state says stopped, so a lead that sees the member
+        // stopped finds its answer already in the inbox.
         if let Err(error) = self.team.mailbox().send(
             &self.me,
             &request.from,
@@ -223,6 +220,11 @@ impl<'a> Member<'a> {
                 &format!("cannot answer the shutdown request: {error}"),
             );
         }
+        self.set_state(
+            MemberStatus::Stopped,
+            None,
+            Some("stopped at the lead's request"),
+        );
     }
 
     /// Works one claimed task, then completes the bookkeeping: a finished task's clean worktree
