@@ -71,6 +71,7 @@ async fn session(args: &Args, ws: &Workspace, approver: Approver) -> Result<Exit
         stream_events: args.include_partial_messages,
         // Questions reach the SDK's can_use_tool, when it answers permissions.
         answers_questions: approver == Approver::Interactive,
+        member_flags: Some(crate::work::member_flags(args)),
         ..Extras::default()
     };
     match inbound.recv().await {
@@ -110,7 +111,8 @@ async fn session(args: &Args, ws: &Workspace, approver: Approver) -> Result<Exit
     };
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let interrupts = crate::print::watch_interrupts(ops_tx.clone())?;
+    let interrupts =
+        crate::print::watch_interrupts(ops_tx.clone(), tokio_util::sync::CancellationToken::new())?;
     let engine = tokio::spawn(prepared.session.serve(ops_rx, events_tx));
     let session_state = match (
         ws.var("CLAUDE_CODE_SDK_READS_SESSION_STATE"),

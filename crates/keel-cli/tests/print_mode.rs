@@ -141,6 +141,18 @@ async fn reads_greps_edits_runs_bash_and_answers() {
             "NotebookEdit",
             "WebFetch",
             "WebSearch",
+            "TaskCreate",
+            "TaskGet",
+            "TaskUpdate",
+            "TaskList",
+            "TaskOutput",
+            "TaskStop",
+            "CronCreate",
+            "CronDelete",
+            "CronList",
+            "ScheduleWakeup",
+            "EnterWorktree",
+            "ExitWorktree",
             "ExitPlanMode",
             "Agent"
         ]

@@ -516,6 +516,9 @@ impl Session {
             child_usage: Mutex::new(Vec::new()),
             totals: CostTotals::default(),
             context,
+            // The parent's mailbox, reminders and background tasks stay the parent's: a child
+            // must neither consume its messages nor stop its tasks when it ends.
+            extensions: Vec::new(),
         }
     }
 

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 mod agent;
 mod compact;
 mod emit;
+mod extension;
 mod frontend_hooks;
 mod hooks;
 mod partial;
@@ -37,6 +38,7 @@ mod turn;
 
 pub use compact::ContextSetup;
 pub use emit::EventSender;
+pub use extension::{EventSink, Extension};
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
@@ -149,6 +151,8 @@ pub struct Session {
     /// Usage and cost over the session's runs, for `/cost`.
     totals: CostTotals,
     context: compact::Context,
+    /// Work that outlives a turn, plugged in by the frontend.
+    extensions: Vec<Arc<dyn Extension>>,
 }
 
 /// State the op loop changes while a run is going on.
@@ -229,6 +233,7 @@ impl Session {
             child_usage: Mutex::new(Vec::new()),
             totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
+            extensions: Vec::new(),
         };
         session.refresh_mcp_tools();
         session
@@ -256,6 +261,25 @@ impl Session {
                 tracing::warn!(%name, %error, "skipping an MCP tool whose schema keel cannot use");
             }
         }
+    }
+
+    /// Plugs in work that outlives a turn (see [`Extension`]).
+    #[must_use]
+    pub fn with_extension(mut self, extension: Arc<dyn Extension>) -> Self {
+        self.extensions.push(extension);
+        self
+    }
+
+    /// Offers one more tool to the model (a frontend adding tools after setup); fails on a
+    /// duplicate name. A tool a bare deny rule names is not offered.
+    pub fn add_tool(
+        &mut self,
+        tool: Arc<dyn keel_tools::Tool>,
+    ) -> Result<(), keel_tools::RegistryError> {
+        if self.shared.permissions.is_hidden(tool.name()) {
+            return Ok(());
+        }
+        self.tools.register(tool)
     }
 
     /// The session's id.
@@ -304,6 +328,13 @@ impl Session {
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
         emitter.emit(self.started_event());
+        if !self.extensions.is_empty() {
+            let sink_emitter = emitter.clone();
+            let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
+            for extension in &self.extensions {
+                extension.attach(sink.clone());
+            }
+        }
         let source = if self.messages.is_empty() {
             SessionStartSource::Startup
         } else {
@@ -393,6 +424,9 @@ impl Session {
         .await;
         if let Some(manager) = &self.mcp {
             manager.shutdown().await;
+        }
+        for extension in &self.extensions {
+            extension.session_end().await;
         }
         emitter.close();
     }
@@ -490,6 +524,7 @@ impl Session {
             if cancel.is_cancelled() {
                 return Outcome::Interrupted;
             }
+            self.extension_notes(emitter).await;
             tally.turns += 1;
             self.refresh_mcp_tools();
             self.manage_context(emitter, cancel, tally).await;
@@ -643,6 +678,28 @@ impl Session {
                 return Outcome::Interrupted;
             }
         }
+    }
+
+    /// What the extensions want the model to know before this request, as one user message.
+    async fn extension_notes(&mut self, emitter: &Emitter) {
+        let mut notes = Vec::new();
+        for extension in &self.extensions {
+            notes.extend(extension.before_request().await);
+        }
+        if notes.is_empty() {
+            return;
+        }
+        let message = Message {
+            role: keel_protocol::Role::User,
+            content: notes
+                .into_iter()
+                .map(|text| keel_protocol::ContentBlock::Text { text })
+                .collect(),
+        };
+        emitter.emit(Event::UserMessage {
+            content: message.content.clone(),
+        });
+        self.messages.push(message);
     }
 
     fn account(&self, message: &keel_protocol::AssistantMessage, tally: &mut RunTally) {

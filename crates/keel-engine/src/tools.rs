@@ -122,6 +122,9 @@ impl Session {
                 let result = result.unwrap_or_else(|| {
                     ToolCallResult::error("internal error: tool result missing")
                 });
+                for extension in &self.extensions {
+                    extension.tool_finished(&call.name, result.is_error);
+                }
                 results.push(report(call, result, emitter));
             }
         }

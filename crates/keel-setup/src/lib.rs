@@ -475,6 +475,11 @@ pub struct Extras {
     pub stream_events: bool,
     /// The frontend answers the model's questions (`AskUserQuestion`).
     pub answers_questions: bool,
+    /// The flags a team member started by this session inherits (beyond model and permission
+    /// mode, which the session decides); `None`: this frontend cannot start team members.
+    pub member_flags: Option<Vec<String>>,
+    /// The seat of a team member's session (it works the team's tasks).
+    pub seat: Option<keel_tasks::Seat>,
 }
 
 /// A session ready to serve, and what the renderer needs to know that the events do not say.
@@ -503,6 +508,8 @@ pub struct Prepared {
     pub resumed: bool,
     /// The permission mode the session starts in.
     pub permission_mode: PermissionMode,
+    /// The session's background tasks, task list, schedules and team seat.
+    pub tasks: Arc<keel_tasks::TaskRuntime>,
     /// The session's MCP servers (a handle shared with the session), if any are configured.
     pub mcp: Option<keel_mcp::McpManager>,
 }
@@ -609,6 +616,15 @@ pub async fn prepare_with(
     let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
     let spill_dir = session_dir.join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
+    let wiring = task_wiring(
+        ws,
+        &policy,
+        &selected.model,
+        session_dir.clone(),
+        extras.member_flags,
+        extras.seat,
+    )?;
+    wiring.apply_to_context(&mut tool_ctx);
     tool_ctx.additional_dirs = ws.additional_dirs(&opts.add_dir)?;
     tool_ctx.editor = opts.editor.clone();
     tool_ctx.env = Arc::new(
@@ -651,7 +667,9 @@ pub async fn prepare_with(
         env: ws.settings.effective.env.clone(),
     });
 
-    let tools = offered_tools(tools_for(ws, &selected, &client), opts.tools.as_deref())?;
+    let mut tools = tools_for(ws, &selected, &client);
+    wiring.register(&mut tools);
+    let tools = offered_tools(tools, opts.tools.as_deref())?;
     let max_output_tokens = config.max_tokens;
     let context_window = config.context_window;
     let prompt_servers = mcp.clone();
@@ -702,7 +720,9 @@ pub async fn prepare_with(
         plan: earlier.plan,
         prior: earlier.totals,
     };
-    let session = session.with_extensions(extensions);
+    let session = session
+        .with_extensions(extensions)
+        .with_extension(wiring.runtime.clone());
     let mcp_servers = session.mcp_statuses();
     let mut slash_commands = session.slash_commands();
     if let Some(manager) = &prompt_servers {
@@ -722,7 +742,51 @@ pub async fn prepare_with(
         resumed,
         permission_mode,
         mcp,
+        tasks: wiring.runtime,
     })
+}
+
+/// The session's background tasks, task list, schedules and team seat (keel-tasks).
+fn task_wiring(
+    ws: &Workspace,
+    policy: &Policy,
+    model: &str,
+    session_dir: PathBuf,
+    member_flags: Option<Vec<String>>,
+    seat: Option<keel_tasks::Seat>,
+) -> Result<keel_tasks::wiring::Wiring> {
+    let lookup = |name: &str| ws.var(name);
+    // Members work as the lead does: the same model and permission mode, then the frontend's
+    // flags (provider, settings, rules, ...).
+    let spawn = member_flags.and_then(|flags| {
+        let program = std::env::current_exe().ok()?;
+        let mut args = vec![
+            "--model".to_string(),
+            model.to_string(),
+            "--permission-mode".to_string(),
+            policy.mode().as_str().to_string(),
+        ];
+        args.extend(flags);
+        Some(keel_tasks::team::SpawnConfig {
+            program,
+            args,
+            env: Vec::new(),
+        })
+    });
+    // A member's tasks run in worktrees; its project is the team's, not the worktree.
+    let project_root = match &seat {
+        Some(seat) => seat.team.project_root().to_path_buf(),
+        None => ws.settings.project_root.clone(),
+    };
+    keel_tasks::wiring::wire(keel_tasks::wiring::WiringInput {
+        session_dir,
+        project_root,
+        todo_tool: ws.settings.effective.todo_tool.as_deref(),
+        env: &lookup,
+        spawn,
+        seat,
+    })
+    .map_err(|error| SetupError::Invalid(error.to_string()))
 }
 
 /// Tools the engine adds to a session by itself (so not in [`ToolRegistry::builtin`]), which

@@ -17,7 +17,7 @@ mod web_fetch;
 mod web_search;
 mod write;
 
-pub use bash::Bash;
+pub use bash::{Bash, shell_command};
 pub use edit::Edit;
 pub use glob::Glob;
 pub use grep::Grep;
