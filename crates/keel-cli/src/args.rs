@@ -336,6 +336,17 @@ pub enum Command {
     Serve(crate::commands::serve::ServeArgs),
     /// Speak the Agent Client Protocol on stdin/stdout, for editors such as Zed (`keel acp`).
     Acp(crate::commands::acp::AcpArgs),
+    /// Task boards and background tasks (`keel tasks list`, `show`, `create`, `claim`, ...).
+    Tasks(crate::commands::tasks::TasksArgs),
+    /// Prompts on a schedule (`keel cron add "0 9 * * 1-5" "prompt"`, `list`, `remove`).
+    Cron(crate::commands::cron::CronArgs),
+    /// Runs this project's scheduled prompts when they are due.
+    Daemon(crate::commands::cron::DaemonArgs),
+    /// keel's git worktrees (`keel worktree list`, `remove`).
+    Worktree(crate::commands::worktree::WorktreeArgs),
+    /// A team member's loop, started by the team lead.
+    #[command(name = "__teammate", hide = true)]
+    Teammate(crate::commands::teammate::TeammateArgs),
 }
 
 /// How print mode writes its output.

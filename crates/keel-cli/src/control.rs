@@ -415,6 +415,41 @@ pub fn permission_request(
     })
 }
 
+/// The user's answers to `AskUserQuestion`, from the SDK's `can_use_tool` answer: an allow
+/// carries them in `updatedInput.answers` (question text → chosen label), as Claude Code reads
+/// them; a deny, a failure or an answer without them means the user declined (no answers).
+pub fn read_question_answers(
+    answer: Result<Value, String>,
+) -> std::collections::BTreeMap<String, String> {
+    let Ok(response) = answer else {
+        return Default::default();
+    };
+    if response.get("behavior").and_then(Value::as_str) != Some("allow") {
+        return Default::default();
+    }
+    response
+        .pointer("/updatedInput/answers")
+        .and_then(Value::as_object)
+        .map(|answers| {
+            answers
+                .iter()
+                .map(|(question, answer)| {
+                    let text = match answer {
+                        Value::String(text) => text.clone(),
+                        Value::Array(labels) => labels
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        other => other.to_string(),
+                    };
+                    (question.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// How keel acts on the SDK's `can_use_tool` answer.
 #[derive(Debug, PartialEq)]
 pub struct PermissionAnswer {
@@ -672,5 +707,22 @@ mod tests {
         assert_eq!(text, "a\n\nb");
         assert_eq!(skipped, ["image"]);
         assert!(user_text(&json!(3)).is_err());
+    }
+
+    #[test]
+    fn question_answers_come_from_an_allow_and_a_deny_declines() {
+        let allow = json!({
+            "behavior": "allow",
+            "updatedInput": {
+                "questions": [],
+                "answers": {"Which database?": "Postgres", "Which features?": ["Search", "Export"]}
+            }
+        });
+        let answers = read_question_answers(Ok(allow));
+        assert_eq!(answers["Which database?"], "Postgres");
+        assert_eq!(answers["Which features?"], "Search, Export");
+        let deny = json!({"behavior": "deny", "message": "not now"});
+        assert!(read_question_answers(Ok(deny)).is_empty());
+        assert!(read_question_answers(Err("the SDK went away".into())).is_empty());
     }
 }

@@ -14,6 +14,7 @@ mod control;
 mod print;
 mod render;
 mod stream_input;
+mod work;
 
 use args::{Args, Command, InputFormat};
 
@@ -52,6 +53,11 @@ fn init_logging() {
 /// The workspace of the current directory, with warnings printed to stderr.
 fn load_workspace(args: &Args) -> Result<Workspace> {
     let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    load_workspace_in(args, cwd)
+}
+
+/// The workspace of `cwd` (a team member works each task in its own worktree).
+fn load_workspace_in(args: &Args, cwd: std::path::PathBuf) -> Result<Workspace> {
     let home = std::env::home_dir()
         .filter(|h| !h.as_os_str().is_empty())
         .context("cannot determine your home directory; set HOME")?;
@@ -77,6 +83,11 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
         Some(Command::Serve(command)) => commands::serve::run(command, &args, &ws),
         Some(Command::Acp(command)) => commands::acp::run(command, &args, &ws),
+        Some(Command::Tasks(command)) => commands::tasks::run(command, &ws),
+        Some(Command::Cron(command)) => commands::cron::run(command, &ws),
+        Some(Command::Daemon(command)) => commands::cron::daemon(command, &args, &ws),
+        Some(Command::Worktree(command)) => commands::worktree::run(command, &ws),
+        Some(Command::Teammate(command)) => commands::teammate::run(command, &ws),
         None if args.print || args.input_format == InputFormat::StreamJson => {
             for (flag, instead) in args.unsupported.given() {
                 eprintln!("keel: warning: {flag} is not supported yet; {instead}");

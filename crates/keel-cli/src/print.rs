@@ -37,6 +37,7 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
         let extras = Extras {
             stream_events: args.include_partial_messages
                 && args.output_format == OutputFormat::StreamJson,
+            member_flags: Some(crate::work::member_flags(args)),
             ..Extras::default()
         };
         let prepared = prepare_with(&args.session_options(), ws, approver, extras).await?;
@@ -56,6 +57,7 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
             args.output_format,
             info,
             args.include_partial_messages,
+            Some(prepared.tasks),
         )
         .await
     })?;
@@ -65,26 +67,54 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
 }
 
 /// Runs one prompt to completion, rendering events as they come; returns how the run ended.
+/// With a task runtime, a run that leaves work behind (team members still working, a wake-up
+/// the agent scheduled) is followed by the next prompt that work produces, until none can come.
 pub async fn print_mode(
     session: Session,
     prompt: String,
     format: OutputFormat,
     info: RunInfo,
     partial_messages: bool,
+    tasks: Option<std::sync::Arc<keel_tasks::TaskRuntime>>,
 ) -> Result<Outcome> {
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let interrupts = watch_interrupts(ops.clone())?;
+    let stop_waiting = tokio_util::sync::CancellationToken::new();
+    let interrupts = watch_interrupts(ops.clone(), stop_waiting.clone())?;
     let engine = tokio::spawn(session.serve(ops_rx, events_tx));
     ops.send(Op::UserInput { text: prompt })
         .context("the engine stopped before it received the prompt")?;
     // With no more ops to come, the engine ends after this run.
-    drop(ops);
+    let mut ops = tasks.is_some().then_some(ops);
 
     let mut renderer = Renderer::new(format, std::io::stdout().lock(), info)
         .with_partial_messages(partial_messages);
     let mut outcome = None;
     while let Some(event) = events.recv().await {
+        if let Event::RunFinished { outcome: ended, .. } = &event
+            && *ended != Outcome::Interrupted
+            && let (Some(tasks), Some(sender)) = (&tasks, &ops)
+            && let Some(next) = tasks.next_prompt(&stop_waiting).await
+        {
+            // More work came in (a teammate's message, a wake-up): this run's answer is not
+            // the last one, so json prints only the final result.
+            if format != OutputFormat::Json
+                && let Err(error) = renderer.event(&event)
+            {
+                if error.kind() == std::io::ErrorKind::BrokenPipe {
+                    interrupts.abort();
+                    return Ok(Outcome::Interrupted);
+                }
+                return Err(error).context("cannot write to standard output");
+            }
+            if sender.send(Op::UserInput { text: next }).is_err() {
+                break;
+            }
+            continue;
+        }
+        if matches!(event, Event::RunFinished { .. }) {
+            ops = None;
+        }
         if let Err(error) = renderer.event(&event) {
             if error.kind() == std::io::ErrorKind::BrokenPipe {
                 // The reader went away (e.g. `| head`); nothing more can be shown.
@@ -104,6 +134,12 @@ pub async fn print_mode(
     let _ = interrupts.await;
     // The engine ends once it sees no more ops will come; it closes the transcript first.
     engine.await.context("the engine stopped unexpectedly")?;
+    // What the session said while ending (e.g. background tasks it left running).
+    while let Ok(event) = events.try_recv() {
+        if matches!(event, Event::Notice { .. }) {
+            let _ = renderer.event(&event);
+        }
+    }
     let outcome = outcome.context("the engine stopped without finishing the run")?;
     if format == OutputFormat::Text
         && let Some(message) = outcome_message(&outcome)
@@ -117,6 +153,7 @@ pub async fn print_mode(
 /// at once.
 pub(crate) fn watch_interrupts(
     ops: mpsc::UnboundedSender<Op>,
+    stop_waiting: tokio_util::sync::CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
@@ -126,6 +163,7 @@ pub(crate) fn watch_interrupts(
         Ok(tokio::spawn(async move {
             if sigint.recv().await.is_some() {
                 let _ = ops.send(Op::Interrupt);
+                stop_waiting.cancel();
             }
             if sigint.recv().await.is_some() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -137,6 +175,7 @@ pub(crate) fn watch_interrupts(
         Ok(tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 let _ = ops.send(Op::Interrupt);
+                stop_waiting.cancel();
             }
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));

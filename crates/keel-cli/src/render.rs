@@ -238,6 +238,8 @@ impl<W: Write> Renderer<W> {
             | Event::UserMessage { .. }
             | Event::ApprovalRequested { .. }
             | Event::HookCallback { .. }
+            // Print mode never offers AskUserQuestion, so no question reaches this renderer.
+            | Event::QuestionAsked { .. }
             | Event::ContextUsage { .. }
             | Event::Compacted { .. }
             | Event::PlanUpdated { .. }

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::args::{Args, OutputFormat};
 use crate::control::{
     AskError, Control, Output, SdkMcp, initialize_response, permission_request, read_initialize,
-    read_permission_answer, user_text,
+    read_permission_answer, read_question_answers, user_text,
 };
 use crate::render::{Renderer, RunInfo};
 use keel_setup::{Extras, Workspace, prepare_with};
@@ -69,6 +69,9 @@ async fn session(args: &Args, ws: &Workspace, approver: Approver) -> Result<Exit
     let mut extras = Extras {
         sdk_bridge: Some(Arc::new(SdkMcp(control.clone()))),
         stream_events: args.include_partial_messages,
+        // Questions reach the SDK's can_use_tool, when it answers permissions.
+        answers_questions: approver == Approver::Interactive,
+        member_flags: Some(crate::work::member_flags(args)),
         ..Extras::default()
     };
     match inbound.recv().await {
@@ -108,7 +111,8 @@ async fn session(args: &Args, ws: &Workspace, approver: Approver) -> Result<Exit
     };
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let interrupts = crate::print::watch_interrupts(ops_tx.clone())?;
+    let interrupts =
+        crate::print::watch_interrupts(ops_tx.clone(), tokio_util::sync::CancellationToken::new())?;
     let engine = tokio::spawn(prepared.session.serve(ops_rx, events_tx));
     let session_state = match (
         ws.var("CLAUDE_CODE_SDK_READS_SESSION_STATE"),
@@ -303,6 +307,43 @@ impl Loop {
                     });
                     if read.interrupt {
                         let _ = ops.send(Op::Interrupt);
+                    }
+                });
+            }
+            Event::QuestionAsked {
+                request_id,
+                tool_use_id,
+                questions,
+            } => {
+                // As Claude Code does: the SDK's can_use_tool sees AskUserQuestion and answers
+                // with the user's choices in `updatedInput.answers`.
+                self.set_state("requires_action");
+                let input = json!({ "questions": questions });
+                let answer = self.control.ask(
+                    request_id.clone(),
+                    permission_request(
+                        "AskUserQuestion",
+                        &input,
+                        tool_use_id,
+                        "the model asks you to choose",
+                        &[],
+                    ),
+                );
+                self.outstanding.insert(request_id.clone());
+                let ops = self.ops.clone();
+                let request_id = request_id.clone();
+                self.asks.spawn(async move {
+                    let answer = match answer.await {
+                        Ok(response) => Ok(response),
+                        Err(AskError::Withdrawn) => return,
+                        Err(AskError::Failed(why)) => Err(why),
+                    };
+                    let answers = read_question_answers(answer);
+                    if let Some(ops) = ops {
+                        let _ = ops.send(Op::AnswerQuestion {
+                            request_id,
+                            answers,
+                        });
                     }
                 });
             }

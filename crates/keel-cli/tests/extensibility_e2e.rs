@@ -690,7 +690,10 @@ async fn the_explore_agent_only_reads() {
     assert!(out.status.success(), "stderr: {}", stderr(&out));
     let requests = h.requests();
     let explore = &requests[1].body;
-    assert_eq!(tool_names(explore), ["Read", "Bash", "Glob", "Grep"]);
+    assert_eq!(
+        tool_names(explore),
+        ["Read", "Bash", "Glob", "Grep", "WebFetch", "WebSearch"]
+    );
     let results = h.tool_results_sent(2);
     assert_eq!(results[0]["is_error"], true);
     assert!(

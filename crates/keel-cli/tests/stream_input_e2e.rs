@@ -323,6 +323,56 @@ async fn can_use_tool_goes_to_stdio_and_an_allow_can_rewrite_the_input() {
 }
 
 #[tokio::test]
+async fn ask_user_question_goes_to_can_use_tool_and_the_answers_reach_the_model() {
+    let questions = json!([{
+        "question": "Which database?",
+        "header": "Database",
+        "multiSelect": false,
+        "options": [
+            {"label": "Postgres", "description": "relational"},
+            {"label": "SQLite", "description": "a file"}
+        ]
+    }]);
+    let h = Harness::new(vec![
+        ScriptedTurn::tool_use("AskUserQuestion", json!({ "questions": questions })),
+        ScriptedTurn::text("ok"),
+    ])
+    .await;
+    let mut s = Session::start(&h, &["--permission-prompt-tool", "stdio"], &[]);
+    s.prompt("set up storage").await;
+    let ask = s
+        .until("a can_use_tool request", |v| {
+            v["type"] == "control_request" && v["request"]["subtype"] == "can_use_tool"
+        })
+        .await;
+    assert_eq!(ask["request"]["tool_name"], "AskUserQuestion");
+    assert_eq!(ask["request"]["input"]["questions"], questions);
+    let id = ask["request_id"].as_str().unwrap().to_string();
+    s.send_json(json!({
+        "type": "control_response",
+        "response": {
+            "subtype": "success",
+            "request_id": id,
+            "response": {
+                "behavior": "allow",
+                "updatedInput": {"questions": questions, "answers": {"Which database?": "SQLite"}}
+            },
+        },
+    }))
+    .await;
+    let result = s.result().await;
+    assert_eq!(result["subtype"], "success");
+    let second = &h.requests()[1].body;
+    let sent = second.to_string();
+    assert!(
+        sent.contains("Which database?") && sent.contains("SQLite"),
+        "{sent}"
+    );
+    let (code, stderr, _) = s.finish().await;
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[tokio::test]
 async fn options_keel_lacks_warn_instead_of_failing() {
     let h = Harness::new(vec![ScriptedTurn::text("ok")]).await;
     let output = h

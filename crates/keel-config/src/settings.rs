@@ -181,9 +181,15 @@ pub struct WebSettings {
     /// Hosts (or `loopback`, `private`) WebFetch may reach although they are not public.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_private_hosts: Vec<String>,
-    /// A SearXNG instance for WebSearch when the provider has no search tool.
+    /// A SearXNG instance WebSearch asks (its JSON API enabled); preferred over the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub searxng_url: Option<String>,
+    /// A Brave Search API key WebSearch uses when no SearXNG instance is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brave_api_key: Option<String>,
+    /// Where Brave Search requests go (default: the public API), for a gateway in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brave_api_url: Option<String>,
 }
 
 impl WebSettings {
@@ -242,6 +248,15 @@ pub const CLAUDE_CODE_KEYS_IGNORED: &[&str] = &[
     "spinnerTipsEnabled",
     "statusLine",
     "theme",
+];
+
+/// Keys of the `web` object.
+pub const WEB_KEYS: &[&str] = &[
+    "fetchModel",
+    "allowPrivateHosts",
+    "searxngUrl",
+    "braveApiKey",
+    "braveApiUrl",
 ];
 
 /// Keys of the `permissions` object.

@@ -463,6 +463,7 @@ impl Session {
             grants: self.shared.grants.clone(),
             model_before: Mutex::new(None),
             hook_replies: self.shared.hook_replies.clone(),
+            questions: self.shared.questions.clone(),
         });
         let mut config = self.config.clone();
         if model != parent_model {
@@ -515,6 +516,9 @@ impl Session {
             child_usage: Mutex::new(Vec::new()),
             totals: CostTotals::default(),
             context,
+            // The parent's mailbox, reminders and background tasks stay the parent's: a child
+            // must neither consume its messages nor stop its tasks when it ends.
+            extensions: Vec::new(),
         }
     }
 

@@ -23,12 +23,14 @@ use tokio_util::sync::CancellationToken;
 mod agent;
 mod compact;
 mod emit;
+mod extension;
 mod frontend_hooks;
 mod hooks;
 mod partial;
 mod permission;
 mod plan_mode;
 mod prompt_tool;
+mod question;
 mod skill;
 mod slash;
 mod tools;
@@ -36,9 +38,11 @@ mod turn;
 
 pub use compact::ContextSetup;
 pub use emit::EventSender;
+pub use extension::{EventSink, Extension};
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
+pub use question::AskUserQuestion;
 pub use slash::{BUILTIN_COMMANDS, CostTotals, Extensions};
 
 use emit::{Emitter, lock};
@@ -67,6 +71,9 @@ pub struct SessionConfig {
     pub context_window: u64,
     /// Report the model's raw stream as [`Event::StreamEvent`]s (`--include-partial-messages`).
     pub stream_events: bool,
+    /// The frontend answers [`Event::QuestionAsked`] (a terminal UI does; print mode, the
+    /// HTTP server and ACP clients have no way to), so the model is offered `AskUserQuestion`.
+    pub answers_questions: bool,
 }
 
 impl SessionConfig {
@@ -84,6 +91,7 @@ impl SessionConfig {
             cache: true,
             pricing: Pricing::builtin(),
             stream_events: false,
+            answers_questions: false,
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct Session {
     /// Usage and cost over the session's runs, for `/cost`.
     totals: CostTotals,
     context: compact::Context,
+    /// Work that outlives a turn, plugged in by the frontend.
+    extensions: Vec<Arc<dyn Extension>>,
 }
 
 /// State the op loop changes while a run is going on.
@@ -158,6 +168,8 @@ pub(crate) struct Shared {
     /// Hook callbacks waiting for the frontend, shared with subagents (whose events reach the
     /// frontend through the parent).
     pub(crate) hook_replies: Arc<frontend_hooks::HookReplies>,
+    /// Questions waiting for the user, shared with subagents like `hook_replies`.
+    pub(crate) questions: Arc<question::PendingQuestions>,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -187,12 +199,21 @@ impl Session {
             grants: Arc::new(skill::Grants::default()),
             model_before: Mutex::new(None),
             hook_replies: Arc::new(frontend_hooks::HookReplies::default()),
+            questions: Arc::new(question::PendingQuestions::default()),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
         if tools.get(plan_mode::NAME).is_none() && !shared.permissions.is_hidden(plan_mode::NAME) {
             // Registering cannot fail: the name is free (checked above) and the schema is fixed.
             let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
+        }
+        // Questions need someone to answer them: only frontends that do are offered the tool.
+        if setup.config.answers_questions
+            && *shared.permissions.approver() == Approver::Interactive
+            && tools.get(question::NAME).is_none()
+            && !shared.permissions.is_hidden(question::NAME)
+        {
+            let _ = tools.register(Arc::new(AskUserQuestion));
         }
         let mut session = Self {
             id: setup.id,
@@ -212,6 +233,7 @@ impl Session {
             child_usage: Mutex::new(Vec::new()),
             totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
+            extensions: Vec::new(),
         };
         session.refresh_mcp_tools();
         session
@@ -239,6 +261,25 @@ impl Session {
                 tracing::warn!(%name, %error, "skipping an MCP tool whose schema keel cannot use");
             }
         }
+    }
+
+    /// Plugs in work that outlives a turn (see [`Extension`]).
+    #[must_use]
+    pub fn with_extension(mut self, extension: Arc<dyn Extension>) -> Self {
+        self.extensions.push(extension);
+        self
+    }
+
+    /// Offers one more tool to the model (a frontend adding tools after setup); fails on a
+    /// duplicate name. A tool a bare deny rule names is not offered.
+    pub fn add_tool(
+        &mut self,
+        tool: Arc<dyn keel_tools::Tool>,
+    ) -> Result<(), keel_tools::RegistryError> {
+        if self.shared.permissions.is_hidden(tool.name()) {
+            return Ok(());
+        }
+        self.tools.register(tool)
     }
 
     /// The session's id.
@@ -287,6 +328,13 @@ impl Session {
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
         emitter.emit(self.started_event());
+        if !self.extensions.is_empty() {
+            let sink_emitter = emitter.clone();
+            let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
+            for extension in &self.extensions {
+                extension.attach(sink.clone());
+            }
+        }
         let source = if self.messages.is_empty() {
             SessionStartSource::Startup
         } else {
@@ -376,6 +424,9 @@ impl Session {
         .await;
         if let Some(manager) = &self.mcp {
             manager.shutdown().await;
+        }
+        for extension in &self.extensions {
+            extension.session_end().await;
         }
         emitter.close();
     }
@@ -473,6 +524,7 @@ impl Session {
             if cancel.is_cancelled() {
                 return Outcome::Interrupted;
             }
+            self.extension_notes(emitter).await;
             tally.turns += 1;
             self.refresh_mcp_tools();
             self.manage_context(emitter, cancel, tally).await;
@@ -628,6 +680,28 @@ impl Session {
         }
     }
 
+    /// What the extensions want the model to know before this request, as one user message.
+    async fn extension_notes(&mut self, emitter: &Emitter) {
+        let mut notes = Vec::new();
+        for extension in &self.extensions {
+            notes.extend(extension.before_request().await);
+        }
+        if notes.is_empty() {
+            return;
+        }
+        let message = Message {
+            role: keel_protocol::Role::User,
+            content: notes
+                .into_iter()
+                .map(|text| keel_protocol::ContentBlock::Text { text })
+                .collect(),
+        };
+        emitter.emit(Event::UserMessage {
+            content: message.content.clone(),
+        });
+        self.messages.push(message);
+    }
+
     fn account(&self, message: &keel_protocol::AssistantMessage, tally: &mut RunTally) {
         tally.usage.add(&message.usage);
         let model = if message.model.is_empty() {
@@ -663,6 +737,20 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
                     level: NoticeLevel::Warning,
                     message: format!(
                         "no question is waiting for approval {request_id}; the answer was ignored"
+                    ),
+                });
+            }
+            None
+        }
+        Op::AnswerQuestion {
+            request_id,
+            answers,
+        } => {
+            if !shared.questions.answer(&request_id, answers) {
+                emitter.emit(Event::Notice {
+                    level: NoticeLevel::Warning,
+                    message: format!(
+                        "no question is waiting for answers to {request_id}; the answers were ignored"
                     ),
                 });
             }

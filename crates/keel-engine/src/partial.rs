@@ -33,6 +33,7 @@ pub(crate) fn wire_event(event: &StreamEvent) -> Option<Value> {
                 BlockStart::RedactedThinking { data } => {
                     json!({"type": "redacted_thinking", "data": data})
                 }
+                BlockStart::Raw { block } => block.clone(),
             };
             json!({"type": "content_block_start", "index": index, "content_block": content_block})
         }
@@ -43,6 +44,11 @@ pub(crate) fn wire_event(event: &StreamEvent) -> Option<Value> {
         StreamEvent::SignatureDelta { index, signature } => {
             delta(*index, "signature_delta", "signature", signature)
         }
+        StreamEvent::CitationDelta { index, citation } => json!({
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": "citations_delta", "citation": citation},
+        }),
         StreamEvent::InputJsonDelta {
             index,
             partial_json,

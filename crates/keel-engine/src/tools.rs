@@ -83,7 +83,8 @@ impl Session {
                     )));
                     continue;
                 }
-                match self.gate(call, ctx, emitter, tally).await {
+                let gate = self.gate(call, ctx, emitter, tally).await;
+                match self.ask_user(call, gate, ctx, emitter).await {
                     Gate::Run(input) => {
                         emitter.emit(Event::ToolCallStarted {
                             tool_use_id: call.id.clone(),
@@ -121,6 +122,9 @@ impl Session {
                 let result = result.unwrap_or_else(|| {
                     ToolCallResult::error("internal error: tool result missing")
                 });
+                for extension in &self.extensions {
+                    extension.tool_finished(&call.name, result.is_error);
+                }
                 results.push(report(call, result, emitter));
             }
         }

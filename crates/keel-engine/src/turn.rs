@@ -61,6 +61,7 @@ impl Session {
             max_tokens: self.config.max_tokens,
             thinking: self.config.thinking,
             cache: self.config.cache,
+            server_tools: Vec::new(),
         };
         let mut accumulator = MessageAccumulator::new();
         let mut stream = tokio::select! {

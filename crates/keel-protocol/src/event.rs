@@ -1,5 +1,7 @@
 //! The engine's two directions: `Op` in, `Event` out.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -45,6 +47,14 @@ pub enum Op {
         /// What the callback answered.
         reply: HookReply,
     },
+    /// The user's answers to an [`Event::QuestionAsked`].
+    AnswerQuestion {
+        /// The request being answered.
+        request_id: String,
+        /// Question text → the chosen option's label (several labels joined with ", " for a
+        /// multi-select question, or the user's own words). Empty when the user declined.
+        answers: BTreeMap<String, String>,
+    },
 }
 
 /// What a frontend-run hook callback (an Agent SDK hook) answered.
@@ -61,6 +71,31 @@ pub enum HookReply {
         /// What went wrong, for the user.
         error: String,
     },
+}
+
+/// One multiple-choice question of `AskUserQuestion`, in Claude Code's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Question {
+    /// The full question.
+    pub question: String,
+    /// A very short label for it (a chip or tab title).
+    pub header: String,
+    /// The choices offered.
+    pub options: Vec<QuestionOption>,
+    /// Whether several options may be chosen.
+    #[serde(default)]
+    pub multi_select: bool,
+}
+
+/// One choice of a [`Question`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionOption {
+    /// What the user picks (a few words).
+    pub label: String,
+    /// What picking it means.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// How the user answered a permission question.
@@ -250,6 +285,16 @@ pub enum Event {
         /// Rules that "always allow" would save.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         suggestions: Vec<String>,
+    },
+    /// The model asks the user multiple-choice questions (`AskUserQuestion`); the engine waits
+    /// for an [`Op::AnswerQuestion`].
+    QuestionAsked {
+        /// Echo this in the answer.
+        request_id: String,
+        /// The `AskUserQuestion` call's id.
+        tool_use_id: String,
+        /// The questions, in order.
+        questions: Vec<Question>,
     },
     /// A tool call was refused by the permission policy.
     PermissionDenied {

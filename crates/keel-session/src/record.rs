@@ -62,6 +62,7 @@ pub fn is_persisted(event: &Event) -> bool {
         | Event::ThinkingDelta { .. }
         | Event::ToolCallStarted { .. }
         | Event::ApprovalRequested { .. }
+        | Event::QuestionAsked { .. }
         | Event::PermissionDenied { .. }
         | Event::Retrying { .. }
         | Event::ContextUsage { .. }

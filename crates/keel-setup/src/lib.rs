@@ -473,6 +473,13 @@ pub struct Extras {
     pub sdk_bridge: Option<Arc<dyn keel_mcp::SdkBridge>>,
     /// Report the model's raw stream as events (`--include-partial-messages`).
     pub stream_events: bool,
+    /// The frontend answers the model's questions (`AskUserQuestion`).
+    pub answers_questions: bool,
+    /// The flags a team member started by this session inherits (beyond model and permission
+    /// mode, which the session decides); `None`: this frontend cannot start team members.
+    pub member_flags: Option<Vec<String>>,
+    /// The seat of a team member's session (it works the team's tasks).
+    pub seat: Option<keel_tasks::Seat>,
 }
 
 /// A session ready to serve, and what the renderer needs to know that the events do not say.
@@ -501,6 +508,8 @@ pub struct Prepared {
     pub resumed: bool,
     /// The permission mode the session starts in.
     pub permission_mode: PermissionMode,
+    /// The session's background tasks, task list, schedules and team seat.
+    pub tasks: Arc<keel_tasks::TaskRuntime>,
     /// The session's MCP servers (a handle shared with the session), if any are configured.
     pub mcp: Option<keel_mcp::McpManager>,
 }
@@ -597,6 +606,7 @@ pub async fn prepare_with(
         .context_window
         .unwrap_or(selected.context_window);
     config.stream_events = extras.stream_events;
+    config.answers_questions = extras.answers_questions;
 
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path, earlier) =
@@ -606,6 +616,15 @@ pub async fn prepare_with(
     let session_dir = store.project_dir(&ws.cwd).join(id.as_str());
     let spill_dir = session_dir.join("tool-results");
     let mut tool_ctx = ToolContext::new(&ws.cwd, spill_dir, CancellationToken::new());
+    let wiring = task_wiring(
+        ws,
+        &policy,
+        &selected.model,
+        session_dir.clone(),
+        extras.member_flags,
+        extras.seat,
+    )?;
+    wiring.apply_to_context(&mut tool_ctx);
     tool_ctx.additional_dirs = ws.additional_dirs(&opts.add_dir)?;
     tool_ctx.editor = opts.editor.clone();
     tool_ctx.env = Arc::new(
@@ -648,6 +667,9 @@ pub async fn prepare_with(
         env: ws.settings.effective.env.clone(),
     });
 
+    let mut tools = tools_for(ws, &selected, &client);
+    wiring.register(&mut tools);
+    let tools = offered_tools(tools, opts.tools.as_deref())?;
     let max_output_tokens = config.max_tokens;
     let context_window = config.context_window;
     let prompt_servers = mcp.clone();
@@ -655,7 +677,7 @@ pub async fn prepare_with(
         id,
         config,
         client,
-        tools: builtin_tools(opts.tools.as_deref())?,
+        tools,
         tool_ctx,
         policy,
         approver,
@@ -698,7 +720,9 @@ pub async fn prepare_with(
         plan: earlier.plan,
         prior: earlier.totals,
     };
-    let session = session.with_extensions(extensions);
+    let session = session
+        .with_extensions(extensions)
+        .with_extension(wiring.runtime.clone());
     let mcp_servers = session.mcp_statuses();
     let mut slash_commands = session.slash_commands();
     if let Some(manager) = &prompt_servers {
@@ -718,17 +742,114 @@ pub async fn prepare_with(
         resumed,
         permission_mode,
         mcp,
+        tasks: wiring.runtime,
     })
+}
+
+/// The session's background tasks, task list, schedules and team seat (keel-tasks).
+fn task_wiring(
+    ws: &Workspace,
+    policy: &Policy,
+    model: &str,
+    session_dir: PathBuf,
+    member_flags: Option<Vec<String>>,
+    seat: Option<keel_tasks::Seat>,
+) -> Result<keel_tasks::wiring::Wiring> {
+    let lookup = |name: &str| ws.var(name);
+    // Members work as the lead does: the same model and permission mode, then the frontend's
+    // flags (provider, settings, rules, ...).
+    let spawn = member_flags.and_then(|flags| {
+        let program = std::env::current_exe().ok()?;
+        let mut args = vec![
+            "--model".to_string(),
+            model.to_string(),
+            "--permission-mode".to_string(),
+            policy.mode().as_str().to_string(),
+        ];
+        args.extend(flags);
+        Some(keel_tasks::team::SpawnConfig {
+            program,
+            args,
+            env: Vec::new(),
+        })
+    });
+    // A member's tasks run in worktrees; its project is the team's, not the worktree.
+    let project_root = match &seat {
+        Some(seat) => seat.team.project_root().to_path_buf(),
+        None => ws.settings.project_root.clone(),
+    };
+    keel_tasks::wiring::wire(keel_tasks::wiring::WiringInput {
+        session_dir,
+        project_root,
+        todo_tool: ws.settings.effective.todo_tool.as_deref(),
+        env: &lookup,
+        spawn,
+        seat,
+    })
+    .map_err(|error| SetupError::Invalid(error.to_string()))
 }
 
 /// Tools the engine adds to a session by itself (so not in [`ToolRegistry::builtin`]), which
 /// `--tools` may still name.
 const SESSION_TOOLS: [&str; 3] = ["ExitPlanMode", "Agent", "Skill"];
 
-/// The built-in tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the
-/// named ones; an unknown name is an error listing the known ones.
-fn builtin_tools(wanted: Option<&str>) -> Result<ToolRegistry> {
-    let mut registry = ToolRegistry::builtin();
+/// The built-in tools, plus WebFetch (its prompts answered by a small model of the provider,
+/// or `web.fetchModel`) and WebSearch when there is something to search with: SearXNG
+/// (`web.searxngUrl`), else Brave (`web.braveApiKey` / `BRAVE_API_KEY`), else Anthropic's
+/// server-side search. Without any, WebSearch is not offered rather than failing when called.
+fn tools_for(ws: &Workspace, selected: &Selected, client: &Arc<dyn ModelClient>) -> ToolRegistry {
+    use keel_tools::builtin::{
+        BRAVE_ENDPOINT, SearchBackend, WebFetch, WebFetchConfig, WebSearch, default_fetch_model,
+    };
+    let mut tools = ToolRegistry::builtin();
+    let web = &ws.settings.effective.web;
+    let fetch_model = web
+        .fetch_model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| default_fetch_model(selected.kind, &selected.model));
+    let mut fetch = WebFetchConfig::new(client.clone(), fetch_model);
+    fetch.allow_private_hosts = web.allow_private_hosts.clone();
+    register(ws, &mut tools, Arc::new(WebFetch::new(fetch)));
+    let brave_key = web
+        .brave_api_key
+        .clone()
+        .or_else(|| ws.var("BRAVE_API_KEY"))
+        .filter(|k| !k.trim().is_empty());
+    let backend = if let Some(url) = web.searxng_url.clone() {
+        Some(SearchBackend::Searxng { base_url: url })
+    } else if let Some(api_key) = brave_key {
+        Some(SearchBackend::Brave {
+            api_key,
+            endpoint: web
+                .brave_api_url
+                .clone()
+                .unwrap_or_else(|| BRAVE_ENDPOINT.to_string()),
+        })
+    } else if selected.kind == ProviderKind::Anthropic {
+        Some(SearchBackend::Anthropic {
+            client: client.clone(),
+            model: selected.model.clone(),
+        })
+    } else {
+        None
+    };
+    if let Some(backend) = backend {
+        register(ws, &mut tools, Arc::new(WebSearch::new(backend)));
+    }
+    tools
+}
+
+fn register(ws: &Workspace, tools: &mut ToolRegistry, tool: Arc<dyn keel_tools::Tool>) {
+    let name = tool.name().to_string();
+    if let Err(error) = tools.register(tool) {
+        ws.warn(&format!("{name} is not available: {error}"));
+    }
+}
+
+/// The tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the named ones;
+/// an unknown name is an error listing the known ones.
+fn offered_tools(mut registry: ToolRegistry, wanted: Option<&str>) -> Result<ToolRegistry> {
     let Some(wanted) = wanted.map(str::trim) else {
         return Ok(registry);
     };

@@ -1,5 +1,6 @@
 //! Third-party software the tests run against (MCP servers from npm and PyPI, the MCP
-//! conformance suite, the Python MCP and ACP SDKs, the Claude Agent SDK), installed on first use into `<checkout>/.peers`
+//! conformance suite, the Python MCP and ACP SDKs, the Claude Agent SDK, Jupyter's nbformat),
+//! installed on first use into `<checkout>/.peers`
 //! (ignored by git) so that `cargo test` works on a fresh machine with nothing but the
 //! package registries. Installing is idempotent and serialised across test processes.
 
@@ -15,6 +16,8 @@ const NEEDED: &[&str] = &[
     "node_modules/@modelcontextprotocol/conformance/dist/index.js",
     "venv/bin/mcp-server-time",
     "venv/bin/python",
+    // nbformat's command; its presence means the package is installed.
+    "venv/bin/jupyter-trust",
 ];
 
 /// Python packages (import names) that must be in the venv's site-packages.

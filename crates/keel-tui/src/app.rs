@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use keel_protocol::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PlanItem};
+use keel_protocol::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PlanItem, Question};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -64,6 +64,22 @@ struct Approval {
     deny_message: Option<Editor>,
 }
 
+/// The model's multiple-choice questions (`AskUserQuestion`), answered one after another.
+#[derive(Debug, Clone)]
+struct Asking {
+    request_id: String,
+    questions: Vec<Question>,
+    /// Which question is shown.
+    index: usize,
+    /// The highlighted option (the last one, past the list, is "Other").
+    selected: usize,
+    /// Options ticked so far (multi-select questions).
+    ticked: Vec<bool>,
+    /// The user's own answer, while typing it.
+    other: Option<Editor>,
+    answers: std::collections::BTreeMap<String, String>,
+}
+
 /// A tool call that has started and not finished.
 #[derive(Debug, Clone)]
 struct Running {
@@ -117,6 +133,7 @@ pub struct App {
     /// Files as they were before the Write calls of the last message.
     before: HashMap<String, Option<String>>,
     approval: Option<Approval>,
+    asking: Option<Asking>,
     plan: Vec<PlanItem>,
     editor: Editor,
     history: Vec<String>,
@@ -167,6 +184,7 @@ impl App {
             finished_inputs: HashMap::new(),
             before: HashMap::new(),
             approval: None,
+            asking: None,
             plan: Vec::new(),
             editor: Editor::default(),
             history,
@@ -399,6 +417,23 @@ impl App {
                     deny_message: None,
                 });
             }
+            Event::QuestionAsked {
+                request_id,
+                questions,
+                ..
+            } => {
+                self.commit_answer(true);
+                let ticked = vec![false; questions.first().map_or(0, |q| q.options.len())];
+                self.asking = Some(Asking {
+                    request_id,
+                    questions,
+                    index: 0,
+                    selected: 0,
+                    ticked,
+                    other: None,
+                    answers: std::collections::BTreeMap::new(),
+                });
+            }
             Event::PermissionDenied { reason, .. } => {
                 let lines = cells::notice(&format!("  ⎿  {reason}"), true, self.width);
                 self.pending.extend(lines);
@@ -465,6 +500,7 @@ impl App {
                 self.cost += total_cost_usd;
                 self.tools.clear();
                 self.approval = None;
+                self.asking = None;
                 self.running = None;
                 self.thinking = false;
                 match outcome {
@@ -568,6 +604,10 @@ impl App {
         }
         if self.approval.is_some() {
             self.approval_key(key);
+            return;
+        }
+        if self.asking.is_some() {
+            self.question_key(key);
             return;
         }
         if self.search.is_some() {
@@ -850,6 +890,117 @@ impl App {
             }
             Some(_) => approval.deny_message = Some(Editor::default()),
             None => {}
+        }
+    }
+
+    fn question_key(&mut self, key: KeyEvent) {
+        let Some(asking) = self.asking.as_mut() else {
+            return;
+        };
+        let Some(question) = asking.questions.get(asking.index).cloned() else {
+            return;
+        };
+        let options = question.options.len();
+        if let Some(other) = asking.other.as_mut() {
+            match key.code {
+                KeyCode::Enter => {
+                    let text = other.take();
+                    asking.other = None;
+                    if !text.trim().is_empty() {
+                        self.answer_question(&question.question, text.trim().to_string());
+                    }
+                }
+                KeyCode::Esc => asking.other = None,
+                KeyCode::Backspace => other.backspace(),
+                KeyCode::Left => other.left(),
+                KeyCode::Right => other.right(),
+                KeyCode::Char(c) => other.insert(c.encode_utf8(&mut [0; 4])),
+                _ => {}
+            }
+            return;
+        }
+        let pick = match key.code {
+            KeyCode::Up => {
+                asking.selected = asking.selected.saturating_sub(1);
+                None
+            }
+            KeyCode::Down | KeyCode::Tab => {
+                asking.selected = (asking.selected + 1).min(options);
+                None
+            }
+            KeyCode::Char(' ') if question.multi_select && asking.selected < options => {
+                if let Some(t) = asking.ticked.get_mut(asking.selected) {
+                    *t = !*t;
+                }
+                None
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                (1..=options + 1).contains(&n).then(|| n - 1)
+            }
+            KeyCode::Enter => Some(asking.selected),
+            KeyCode::Esc => {
+                // Declining answers nothing; the model is told the user chose not to answer.
+                if let Some(asking) = self.asking.take() {
+                    self.say("  ⎿  declined to answer");
+                    self.ops.push(Op::AnswerQuestion {
+                        request_id: asking.request_id,
+                        answers: std::collections::BTreeMap::new(),
+                    });
+                }
+                return;
+            }
+            _ => None,
+        };
+        let Some(pick) = pick else { return };
+        if pick == options {
+            asking.other = Some(Editor::default());
+            return;
+        }
+        let answer = if question.multi_select && key.code == KeyCode::Enter {
+            let labels: Vec<String> = question
+                .options
+                .iter()
+                .zip(&asking.ticked)
+                .filter(|(_, t)| **t)
+                .map(|(o, _)| o.label.clone())
+                .collect();
+            if labels.is_empty() {
+                question.options.get(pick).map(|o| o.label.clone()).unwrap_or_default()
+            } else {
+                labels.join(", ")
+            }
+        } else {
+            question.options.get(pick).map(|o| o.label.clone()).unwrap_or_default()
+        };
+        self.answer_question(&question.question, answer);
+    }
+
+    /// Records the answer to the current question and moves on (sending all answers after
+    /// the last one).
+    fn answer_question(&mut self, question: &str, answer: String) {
+        let Some(asking) = self.asking.as_mut() else {
+            return;
+        };
+        let lines = cells::notice(&format!("  ⎿  {question} → {answer}"), false, self.width);
+        self.pending.extend(lines);
+        asking.answers.insert(question.to_string(), answer);
+        asking.index += 1;
+        asking.selected = 0;
+        asking.ticked = vec![
+            false;
+            asking
+                .questions
+                .get(asking.index)
+                .map_or(0, |q| q.options.len())
+        ];
+        if asking.index >= asking.questions.len()
+            && let Some(asking) = self.asking.take()
+        {
+            self.ops.push(Op::AnswerQuestion {
+                request_id: asking.request_id,
+                answers: asking.answers,
+            });
         }
     }
 
@@ -1159,6 +1310,8 @@ impl App {
         let rule = Line::styled("─".repeat(usize::from(width)), DIM);
         if let Some(approval) = &self.approval {
             rows.extend(approval_rows(approval, &self.info.cwd, width));
+        } else if let Some(asking) = &self.asking {
+            rows.extend(question_rows(asking, width));
         } else if let Some(query) = &self.search {
             rows.push(rule.clone());
             let found = self.search_match().cloned().unwrap_or_default();
@@ -1303,6 +1456,77 @@ fn approval_rows(approval: &Approval, cwd: &std::path::Path, width: u16) -> Vec<
             DIM,
         ));
     }
+    rows.push(rule);
+    rows
+}
+
+fn question_rows(asking: &Asking, width: u16) -> Vec<Line<'static>> {
+    let accent = Style::new().fg(Color::Cyan);
+    let rule = Line::styled("─".repeat(usize::from(width)), accent);
+    let mut rows = vec![rule.clone()];
+    let Some(question) = asking.questions.get(asking.index) else {
+        return rows;
+    };
+    let counter = if asking.questions.len() > 1 {
+        format!(" ({}/{})", asking.index + 1, asking.questions.len())
+    } else {
+        String::new()
+    };
+    rows.push(Line::from(vec![
+        Span::styled(
+            format!("? {}{counter} ", question.header),
+            accent.add_modifier(Modifier::BOLD),
+        ),
+        Span::styled(
+            question.question.clone(),
+            Style::new().add_modifier(Modifier::BOLD),
+        ),
+    ]));
+    for (i, option) in question.options.iter().enumerate() {
+        let selected = i == asking.selected;
+        let marker = if selected { "❯" } else { " " };
+        let tick = if question.multi_select {
+            if asking.ticked.get(i).copied().unwrap_or(false) {
+                "[x] "
+            } else {
+                "[ ] "
+            }
+        } else {
+            ""
+        };
+        let style = if selected {
+            accent.add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        let mut spans = vec![Span::styled(
+            format!("{marker} {}. {tick}{}", i + 1, option.label),
+            style,
+        )];
+        if !option.description.is_empty() {
+            spans.push(Span::styled(format!("  {}", option.description), DIM));
+        }
+        rows.push(Line::from(spans));
+    }
+    let other = question.options.len();
+    let marker = if asking.selected == other { "❯" } else { " " };
+    rows.push(Line::styled(
+        format!("{marker} {}. Other (type your own answer)", other + 1),
+        if asking.selected == other {
+            accent.add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        },
+    ));
+    if let Some(editor) = &asking.other {
+        rows.extend(editor.render("  answer: ", width, true));
+    }
+    let help = if question.multi_select {
+        "  space ticks · enter confirms · esc declines"
+    } else {
+        "  number or enter picks · esc declines"
+    };
+    rows.push(Line::styled(help, DIM));
     rows.push(rule);
     rows
 }

@@ -10,7 +10,7 @@ use crossterm::event::{Event as TermEvent, EventStream};
 use futures::StreamExt;
 use keel_engine::Approver;
 use keel_protocol::{Event, Op};
-use keel_setup::{SessionOptions, Workspace, prepare};
+use keel_setup::{Extras, SessionOptions, Workspace, prepare_with};
 use tokio::sync::mpsc;
 
 pub mod app;
@@ -49,7 +49,11 @@ pub async fn run(
     version: &str,
 ) -> Result<(), TuiError> {
     markdown::warm_up();
-    let prepared = prepare(&options, ws, Approver::Interactive).await?;
+    let extras = Extras {
+        answers_questions: true,
+        ..Extras::default()
+    };
+    let prepared = prepare_with(&options, ws, Approver::Interactive, extras).await?;
     let mut engine_commands: Vec<(String, String)> = keel_engine::BUILTIN_COMMANDS
         .iter()
         .map(|(n, d)| ((*n).to_string(), (*d).to_string()))

@@ -2,6 +2,7 @@
 
 pub mod acp;
 pub mod config;
+pub mod cron;
 pub mod hooks;
 pub mod mcp;
 pub mod permissions;
@@ -9,6 +10,9 @@ pub mod prompt;
 pub mod sandbox;
 pub mod serve;
 pub mod sessions;
+pub mod tasks;
+pub mod teammate;
+pub mod worktree;
 
 /// What every session of `keel serve` and `keel acp` starts from: this process's home,
 /// environment and settings flags, the top-level flags as defaults, and the current directory.
