@@ -334,3 +334,45 @@ async fn without_a_terminal_keel_runs_in_print_mode_and_says_so() {
         common::stderr(&out)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_asks_a_question_and_a_number_key_answers_it() {
+    let h = Harness::new(vec![
+        ScriptedTurn::tool_use(
+            "AskUserQuestion",
+            json!({"questions": [{
+                "question": "Which database should the service use?",
+                "header": "Database",
+                "options": [
+                    {"label": "Postgres", "description": "relational, already deployed"},
+                    {"label": "SQLite", "description": "a file, no server"}
+                ],
+                "multiSelect": false
+            }]}),
+        ),
+        ScriptedTurn::text("Going with SQLite."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("set up storage");
+    pane.press(&["Enter"]);
+    let screen = pane
+        .wait_text("Which database should the service use?")
+        .await;
+    assert!(
+        screen.contains("1. Postgres") && screen.contains("2. SQLite"),
+        "{screen}"
+    );
+    assert!(screen.contains("3. Other"), "{screen}");
+    pane.press(&["2"]);
+    let screen = pane.wait_text("Going with SQLite.").await;
+    assert!(
+        screen.contains("Which database should the service use? → SQLite"),
+        "{screen}"
+    );
+    // The model was sent the answer.
+    let results = h.tool_results_sent(1);
+    let text = results[0]["content"].to_string();
+    assert!(text.contains("SQLite"), "{text}");
+}

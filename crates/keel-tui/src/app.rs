@@ -966,12 +966,20 @@ impl App {
                 .map(|(o, _)| o.label.clone())
                 .collect();
             if labels.is_empty() {
-                question.options.get(pick).map(|o| o.label.clone()).unwrap_or_default()
+                question
+                    .options
+                    .get(pick)
+                    .map(|o| o.label.clone())
+                    .unwrap_or_default()
             } else {
                 labels.join(", ")
             }
         } else {
-            question.options.get(pick).map(|o| o.label.clone()).unwrap_or_default()
+            question
+                .options
+                .get(pick)
+                .map(|o| o.label.clone())
+                .unwrap_or_default()
         };
         self.answer_question(&question.question, answer);
     }
