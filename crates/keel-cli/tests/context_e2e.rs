@@ -300,3 +300,30 @@ async fn compact_op_through_continue_and_nested_memory_on_first_touch() {
         "nested memory stays out of the system prompt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_filled_by_instructions_and_tools_is_explained_not_compacted() {
+    // Regression: with every tool offered, an 8,000-token window is full before the first
+    // turn; keel used to summarise the empty conversation before each request.
+    let h = Harness::new(vec![]).await;
+    h.server.push_turn(answer("Hello."));
+    h.server.set_estimate_usage(true);
+    let out = h
+        .run(&[
+            "-p",
+            "hi",
+            "--output-format",
+            "json",
+            "--settings",
+            r#"{"contextWindow": 8000}"#,
+        ])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(stdout_json(&out)["result"], "Hello.");
+    let requests = h.requests();
+    assert_eq!(requests.len(), 1, "no summary call: {:?}", requests.len());
+    assert!(!is_summary(&requests[0].body));
+    let err = stderr(&out);
+    assert!(err.contains("compaction cannot make room"), "{err}");
+    assert!(err.contains("--tools"), "{err}");
+}

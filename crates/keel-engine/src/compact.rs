@@ -56,6 +56,8 @@ pub(crate) struct Context {
     /// Set after a notes update failed: the session stops trying (and warning) rather than
     /// paying for a failing call at every turn; compaction falls back to a summary.
     notes_failed: bool,
+    /// Set once the user was told that instructions and tool definitions alone fill the window.
+    warned_fixed_overhead: bool,
     pub(crate) memory: Option<std::sync::Mutex<MemoryLoader>>,
 }
 
@@ -74,6 +76,7 @@ impl Context {
             notes_through: 0,
             notes_task: None,
             notes_failed: false,
+            warned_fixed_overhead: false,
             memory: setup.memory.map(std::sync::Mutex::new),
         }
     }
@@ -108,10 +111,32 @@ impl Session {
         let tools = self.tools.specs();
         let raw = estimate_request(&self.config.system, &tools, &self.messages);
         let used = self.context.counter.calibrate(raw);
+        let fixed = estimate_request(&self.config.system, &tools, &[]);
+        let conversation = used.saturating_sub(self.context.counter.calibrate(fixed));
         match self.context.policy.action(used) {
             ContextAction::Nothing => {}
+            // The instructions and tool definitions fill the window by themselves: summarising a
+            // conversation this short cannot make room, so say what can instead (once).
+            ContextAction::MicroCompact | ContextAction::Compact
+                if self.messages.len() < 3 || conversation < used / 4 =>
+            {
+                if !self.context.warned_fixed_overhead {
+                    self.context.warned_fixed_overhead = true;
+                    emitter.emit(Event::Notice {
+                        level: NoticeLevel::Warning,
+                        message: format!(
+                            "the system prompt and tool definitions alone take about {} of the \
+                             model's {}-token context window, so compaction cannot make room; \
+                             use a model with a larger window (or set contextWindow if the \
+                             window is larger than keel assumes), offer fewer tools with \
+                             --tools, or start fewer MCP servers",
+                            self.context.counter.calibrate(fixed),
+                            self.context.policy.window
+                        ),
+                    });
+                }
+            }
             ContextAction::MicroCompact => {
-                let fixed = estimate_request(&self.config.system, &tools, &[]);
                 let budget = self
                     .context
                     .counter

@@ -27,6 +27,7 @@ mod decide;
 pub mod hooks;
 mod mode;
 pub mod paths;
+pub mod process_group;
 pub mod rules;
 pub mod safe_commands;
 pub mod sandbox;

@@ -74,7 +74,7 @@ pub(crate) async fn run_one(
             };
         }
     };
-    let mut group = GroupKiller::new(child.id());
+    let mut group = crate::process_group::GroupKiller::new(child.id());
 
     let (Some(mut input), Some(out_pipe), Some(err_pipe)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -220,51 +220,5 @@ async fn read_capped(mut pipe: impl AsyncRead + Unpin, into: &mut Vec<u8>) {
                 into.extend_from_slice(&buf[..n.min(room)]);
             }
         }
-    }
-}
-
-/// Kills the hook's process group (SIGKILL), at the latest when dropped, so a hook abandoned
-/// with its session never outlives it.
-struct GroupKiller {
-    #[cfg(unix)]
-    pgid: Option<nix::unistd::Pid>,
-}
-
-impl GroupKiller {
-    fn new(leader: Option<u32>) -> Self {
-        #[cfg(unix)]
-        {
-            let pgid = leader
-                .and_then(|pid| i32::try_from(pid).ok())
-                .map(nix::unistd::Pid::from_raw);
-            Self { pgid }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = leader;
-            Self {}
-        }
-    }
-
-    fn kill(&self) {
-        // The group id is the shell's pid; it cannot be reused while any member lives, and
-        // once all are gone killpg fails with ESRCH, which is what we want anyway.
-        #[cfg(unix)]
-        if let Some(pgid) = self.pgid {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-
-    fn disarm(&mut self) {
-        #[cfg(unix)]
-        {
-            self.pgid = None;
-        }
-    }
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -188,7 +188,7 @@ async fn run(
             cwd.display()
         ))
     })?;
-    let mut group = GroupKiller::new(child.id());
+    let mut group = keel_policy::process_group::GroupKiller::new(child.id());
 
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(ToolError::Failed(
@@ -471,52 +471,6 @@ async fn read_into(mut pipe: impl AsyncRead + Unpin, capture: &mut Capture) {
             Ok(0) | Err(_) => return,
             Ok(n) => capture.push(&buf[..n]),
         }
-    }
-}
-
-/// Kills the command's process group (SIGKILL), at the latest when dropped, so no process it
-/// started outlives the call, even if the call itself is abandoned.
-struct GroupKiller {
-    #[cfg(unix)]
-    pgid: Option<nix::unistd::Pid>,
-}
-
-impl GroupKiller {
-    fn new(leader: Option<u32>) -> Self {
-        #[cfg(unix)]
-        {
-            let pgid = leader
-                .and_then(|pid| i32::try_from(pid).ok())
-                .map(nix::unistd::Pid::from_raw);
-            Self { pgid }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = leader;
-            Self {}
-        }
-    }
-
-    fn kill(&self) {
-        // The group id is the shell's pid. While any member lives the id cannot be reused;
-        // once all are gone killpg fails with ESRCH, which is the wanted outcome anyway.
-        #[cfg(unix)]
-        if let Some(pgid) = self.pgid {
-            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-
-    fn disarm(&mut self) {
-        #[cfg(unix)]
-        {
-            self.pgid = None;
-        }
-    }
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
