@@ -153,6 +153,9 @@ pub struct Session {
     context: compact::Context,
     /// Work that outlives a turn, plugged in by the frontend.
     extensions: Vec<Arc<dyn Extension>>,
+    /// Reaches the frontend and transcript from work that outlives the turn that started it
+    /// (a background subagent's events); set while the session serves.
+    sink: Option<EventSink>,
 }
 
 /// State the op loop changes while a run is going on.
@@ -234,6 +237,7 @@ impl Session {
             totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
             extensions: Vec::new(),
+            sink: None,
         };
         session.refresh_mcp_tools();
         session
@@ -328,13 +332,12 @@ impl Session {
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
         emitter.emit(self.started_event());
-        if !self.extensions.is_empty() {
-            let sink_emitter = emitter.clone();
-            let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
-            for extension in &self.extensions {
-                extension.attach(sink.clone());
-            }
+        let sink_emitter = emitter.clone();
+        let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
+        for extension in &self.extensions {
+            extension.attach(sink.clone());
         }
+        self.sink = Some(sink);
         let source = if self.messages.is_empty() {
             SessionStartSource::Startup
         } else {
@@ -428,6 +431,8 @@ impl Session {
         for extension in &self.extensions {
             extension.session_end().await;
         }
+        // Background subagents hold clones of the sink; the extensions ended them above.
+        self.sink = None;
         emitter.close();
     }
 

@@ -179,6 +179,90 @@ pub fn name_for_task(id: &str, subject: &str) -> String {
     }
 }
 
+/// A worktree name for a subagent's task: `agent-<words of the task>`.
+pub fn name_for_agent(task: &str) -> String {
+    let mut slug = String::new();
+    for c in task.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_matches('-');
+    if slug.is_empty() {
+        "agent".to_string()
+    } else {
+        format!("agent-{slug}")
+    }
+}
+
+/// Makes worktrees for subagents started with `isolation: "worktree"`: a fresh one per
+/// subagent, removed when it ends clean, kept (with its branch) when it holds changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentWorktrees;
+
+#[async_trait::async_trait]
+impl keel_tools::WorktreeIsolation for AgentWorktrees {
+    async fn create(
+        &self,
+        task: &str,
+        from: &Path,
+    ) -> Result<keel_tools::IsolatedTree, keel_tools::ToolError> {
+        let failed = |e: TasksError| keel_tools::ToolError::Failed(e.to_string());
+        let root = main_root(from).await.map_err(failed)?;
+        let base = name_for_agent(task);
+        // A fresh worktree each time: a name (or branch) already taken gets a number.
+        let mut name = base.clone();
+        for n in 2u32.. {
+            let taken_tree = find(&root, &name).await.map_err(failed)?.is_some()
+                || worktrees_dir(&root).join(&name).exists();
+            let branch = format!("refs/heads/{BRANCH_PREFIX}{name}");
+            let taken_branch = git(&root, &["rev-parse", "--verify", "--quiet", &branch])
+                .await
+                .is_ok();
+            if !taken_tree && !taken_branch {
+                break;
+            }
+            name = format!("{base}-{n}");
+        }
+        let tree = create(&root, &name, None).await.map_err(failed)?;
+        Ok(keel_tools::IsolatedTree {
+            branch: tree
+                .branch
+                .unwrap_or_else(|| format!("{BRANCH_PREFIX}{name}")),
+            name: tree.name,
+            path: tree.path,
+        })
+    }
+
+    async fn finish(
+        &self,
+        tree: &keel_tools::IsolatedTree,
+    ) -> Result<keel_tools::IsolationEnd, keel_tools::ToolError> {
+        let failed = |e: TasksError| keel_tools::ToolError::Failed(e.to_string());
+        let root = main_root(&tree.path).await.map_err(failed)?;
+        let Some(found) = find(&root, &tree.name).await.map_err(failed)? else {
+            // Someone removed it already: nothing to keep.
+            return Ok(keel_tools::IsolationEnd::Removed);
+        };
+        let lost = unsaved(&root, &found, true).await.map_err(failed)?;
+        if lost.is_empty() {
+            remove(&root, &tree.name, true, false)
+                .await
+                .map_err(failed)?;
+            Ok(keel_tools::IsolationEnd::Removed)
+        } else {
+            Ok(keel_tools::IsolationEnd::Kept {
+                changes: lost.describe(),
+            })
+        }
+    }
+}
+
 /// Creates the worktree `name` (or returns it if it exists): branch `keel/<name>` from `base`
 /// (default: the main checkout's HEAD), checked out in `.keel/worktrees/<name>`.
 pub async fn create(root: &Path, name: &str, base: Option<&str>) -> Result<Worktree, TasksError> {
