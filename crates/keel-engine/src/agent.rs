@@ -824,7 +824,7 @@ async fn launch_in_background(
         description: description.clone(),
         work: Box::new(work),
     };
-    match shell.start_job(job).await {
+    match shell.spawn_job(job).await {
         Ok(started) => {
             let place = tree_path
                 .map(|p| {

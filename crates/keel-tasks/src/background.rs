@@ -629,7 +629,7 @@ impl BackgroundTasks {
 
 #[async_trait]
 impl BackgroundShell for BackgroundTasks {
-    async fn start_job(&self, job: BackgroundJob) -> Result<JobStarted, ToolError> {
+    async fn spawn_job(&self, job: BackgroundJob) -> Result<JobStarted, ToolError> {
         self.run_job(job)
             .map_err(|e| ToolError::Failed(e.to_string()))
     }

@@ -163,7 +163,7 @@ pub trait BackgroundShell: Send + Sync + std::fmt::Debug {
     ) -> Result<ToolOutput, ToolError>;
 
     /// Runs `job` as a background task of the session and returns at once with its id.
-    async fn start_job(&self, job: BackgroundJob) -> Result<JobStarted, ToolError> {
+    async fn spawn_job(&self, job: BackgroundJob) -> Result<JobStarted, ToolError> {
         Err(ToolError::Failed(format!(
             "this session cannot run \"{}\" in the background",
             job.description
