@@ -6,6 +6,14 @@
 //! which go out as they are so every frontend answers them the way it answers its own; the
 //! parent's `Op::Approval` reaches the child because both share one [`Permissions`] object.
 //!
+//! With `run_in_background`, the subagent becomes a background task of the session (through
+//! [`keel_tools::BackgroundShell::spawn_job`]): the call answers at once with the task id,
+//! `TaskOutput` reads the answer, `TaskStop` cancels it, and its completion notice enters the
+//! conversation before the next request. Its events still reach the frontend as
+//! [`Event::Subagent`] with the `Agent` call's id, through the session's event sink. With
+//! `isolation: "worktree"`, it works in a fresh git worktree (through
+//! [`keel_tools::WorktreeIsolation`]), which is removed if it ends clean and kept otherwise.
+//!
 //! Subagent events are not recorded in the transcript (only the `Agent` call and its result
 //! are), so resuming a session resumes the main conversation.
 //!

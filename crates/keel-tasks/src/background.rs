@@ -27,6 +27,9 @@ use crate::fsutil;
 /// The most output one `TaskOutput` call returns; older output is skipped (the file has it all).
 pub const MAX_READ_CHARS: usize = 30_000;
 
+/// How long jobs get to wind down after being cancelled at the end of the session.
+const JOB_GRACE: Duration = Duration::from_secs(3);
+
 /// How long a stopped command gets to exit after SIGTERM before its group is killed.
 const STOP_GRACE: Duration = Duration::from_millis(1500);
 
@@ -541,9 +544,14 @@ impl BackgroundTasks {
                 tracing::debug!(%error, "stopping a background job at the end of the session");
             }
         }
+        // A stopped job winds down (a subagent removes its clean worktree) for a moment
+        // before it is dropped: it holds the session's event sink, which must close.
         let jobs = std::mem::take(&mut self.inner().jobs);
-        for job in jobs {
-            job.abort();
+        let deadline = tokio::time::Instant::now() + JOB_GRACE;
+        for mut job in jobs {
+            if tokio::time::timeout_at(deadline, &mut job).await.is_err() {
+                job.abort();
+            }
         }
         if keep {
             return running;
