@@ -214,26 +214,13 @@ impl keel_tools::WorktreeIsolation for AgentWorktrees {
     ) -> Result<keel_tools::IsolatedTree, keel_tools::ToolError> {
         let failed = |e: TasksError| keel_tools::ToolError::Failed(e.to_string());
         let root = main_root(from).await.map_err(failed)?;
-        let base = name_for_agent(task);
-        // A fresh worktree each time: a name (or branch) already taken gets a number.
-        let mut name = base.clone();
-        for n in 2u32.. {
-            let taken_tree = find(&root, &name).await.map_err(failed)?.is_some()
-                || worktrees_dir(&root).join(&name).exists();
-            let branch = format!("refs/heads/{BRANCH_PREFIX}{name}");
-            let taken_branch = git(&root, &["rev-parse", "--verify", "--quiet", &branch])
-                .await
-                .is_ok();
-            if !taken_tree && !taken_branch {
-                break;
-            }
-            name = format!("{base}-{n}");
-        }
-        let tree = create(&root, &name, None).await.map_err(failed)?;
+        let tree = create_fresh(&root, &name_for_agent(task))
+            .await
+            .map_err(failed)?;
         Ok(keel_tools::IsolatedTree {
             branch: tree
                 .branch
-                .unwrap_or_else(|| format!("{BRANCH_PREFIX}{name}")),
+                .unwrap_or_else(|| format!("{BRANCH_PREFIX}{}", tree.name)),
             name: tree.name,
             path: tree.path,
         })
@@ -267,17 +254,56 @@ impl keel_tools::WorktreeIsolation for AgentWorktrees {
 /// (default: the main checkout's HEAD), checked out in `.keel/worktrees/<name>`.
 pub async fn create(root: &Path, name: &str, base: Option<&str>) -> Result<Worktree, TasksError> {
     validate_name(name)?;
-    let dir = worktrees_dir(root);
-    fsutil::create_dir(&dir)?;
-    // A `*` ignore file hides the worktrees (and itself) from the main checkout's status.
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        fsutil::write_atomic(&ignore, b"*\n")?;
-    }
+    prepare_dir(root)?;
     let _lock = admin_lock(root).await?;
     if let Some(existing) = find_unlocked(root, name).await? {
         return Ok(existing);
     }
+    add_unlocked(root, name, base).await
+}
+
+/// Creates a new worktree named `base`, or `base-2`, `base-3`, ... when that name or its
+/// branch is taken, so two callers with the same name never share one.
+pub async fn create_fresh(root: &Path, base: &str) -> Result<Worktree, TasksError> {
+    validate_name(base)?;
+    prepare_dir(root)?;
+    let _lock = admin_lock(root).await?;
+    let existing: Vec<String> = list_unlocked(root)
+        .await?
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    let mut name = base.to_string();
+    for n in 2u32.. {
+        let branch = format!("refs/heads/{BRANCH_PREFIX}{name}");
+        let taken = existing.contains(&name)
+            || worktrees_dir(root).join(&name).exists()
+            || git(root, &["rev-parse", "--verify", "--quiet", &branch])
+                .await
+                .is_ok();
+        if !taken {
+            break;
+        }
+        name = format!("{base}-{n}");
+    }
+    add_unlocked(root, &name, None).await
+}
+
+/// Makes the worktrees folder, with a `*` ignore file that hides the worktrees (and itself)
+/// from the main checkout's status.
+fn prepare_dir(root: &Path) -> Result<(), TasksError> {
+    let dir = worktrees_dir(root);
+    fsutil::create_dir(&dir)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        fsutil::write_atomic(&ignore, b"*\n")?;
+    }
+    Ok(())
+}
+
+/// Adds the worktree `name` (its branch is reused if it exists); the caller holds the lock.
+async fn add_unlocked(root: &Path, name: &str, base: Option<&str>) -> Result<Worktree, TasksError> {
+    let dir = worktrees_dir(root);
     let path = dir.join(name);
     let branch = format!("{BRANCH_PREFIX}{name}");
     let path_text = path.to_string_lossy().to_string();

@@ -149,3 +149,26 @@ async fn agent_worktrees_need_a_repository() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subagents_started_together_with_one_task_never_share_a_worktree() {
+    let repo = repo();
+    let root = repo.path().to_path_buf();
+    let starts = (0..3).map(|_| {
+        let root = root.clone();
+        tokio::spawn(async move { AgentWorktrees.create("Fix it", &root).await.unwrap() })
+    });
+    let mut names: Vec<String> = futures_names(starts).await;
+    names.sort();
+    assert_eq!(names, ["agent-fix-it", "agent-fix-it-2", "agent-fix-it-3"]);
+}
+
+async fn futures_names(
+    starts: impl Iterator<Item = tokio::task::JoinHandle<keel_tools::IsolatedTree>>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for start in starts.collect::<Vec<_>>() {
+        names.push(start.await.unwrap().name);
+    }
+    names
+}
