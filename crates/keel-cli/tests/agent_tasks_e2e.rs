@@ -147,6 +147,10 @@ async fn a_background_agent_answers_through_task_output_and_a_notice() {
         "{lines:#?}"
     );
 
+    // The helper's tokens count in the run's usage: 3 main turns and 2 helper turns of 20
+    // output tokens each.
+    assert_eq!(lines.last().unwrap()["usage"]["output_tokens"], 100);
+
     // The Agent call returned at once with the task id, before the helper had answered.
     let launched = result_text(&h, "a1");
     assert!(

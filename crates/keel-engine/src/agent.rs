@@ -430,7 +430,9 @@ impl Session {
             started,
         };
         if let Some((shell, sink)) = shell {
-            return launch_in_background(id, child, prompt, report, tree, shell, sink).await;
+            let usage = self.child_usage.clone();
+            return launch_in_background(id, child, prompt, report, tree, (shell, sink, usage))
+                .await;
         }
         let forward = |event: Event| emitter.emit(tag(id, event));
         let (outcome, tally, tool_uses) = drive(child, prompt, ctx.cancel.clone(), forward).await;
@@ -516,7 +518,7 @@ impl Session {
                     read_only_shell: true,
                 }
             }),
-            child_usage: Mutex::new(Vec::new()),
+            child_usage: Arc::new(Mutex::new(Vec::new())),
             totals: CostTotals::default(),
             context,
             // The parent's mailbox, reminders and background tasks stay the parent's: a child
@@ -780,8 +782,11 @@ async fn launch_in_background(
     prompt: Message,
     report: Report,
     tree: Option<Isolation>,
-    shell: Arc<dyn keel_tools::BackgroundShell>,
-    sink: EventSink,
+    (shell, sink, usage_box): (
+        Arc<dyn keel_tools::BackgroundShell>,
+        EventSink,
+        Arc<Mutex<Vec<ChildUsage>>>,
+    ),
 ) -> ToolCallResult {
     let tool_use_id = id.to_string();
     let description = if report.description.trim().is_empty() {
@@ -813,7 +818,9 @@ async fn launch_in_background(
                 Some(isolation) => Some(isolation.finish().await),
                 None => None,
             };
-            let (result, _usage) = report.finish(outcome, tally, tool_uses, ending, &spill_dir);
+            let (result, usage) = report.finish(outcome, tally, tool_uses, ending, &spill_dir);
+            // Counted in whichever run of the parent is going on (or comes next).
+            lock(&usage_box).push(usage);
             let state = if result.is_error {
                 "failed"
             } else {

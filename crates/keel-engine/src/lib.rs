@@ -147,7 +147,8 @@ pub struct Session {
     /// What a subagent may not do beyond its tool set (e.g. Explore's read-only shell).
     restriction: Option<agent::Restriction>,
     /// Usage of subagents that finished during the current tool batch, for the run's totals.
-    child_usage: Mutex<Vec<agent::ChildUsage>>,
+    /// Background subagents add theirs when they finish, to be counted in the run going on then.
+    child_usage: Arc<Mutex<Vec<agent::ChildUsage>>>,
     /// Usage and cost over the session's runs, for `/cost`.
     totals: CostTotals,
     context: compact::Context,
@@ -233,7 +234,7 @@ impl Session {
             depth: 0,
             ext: Arc::new(Extensions::default()),
             restriction: None,
-            child_usage: Mutex::new(Vec::new()),
+            child_usage: Arc::new(Mutex::new(Vec::new())),
             totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
             extensions: Vec::new(),
@@ -496,6 +497,8 @@ impl Session {
                 self.agent_loop(&ctx, emitter, &cancel, &mut tally).await
             }
         };
+        // Background subagents that finished since the last tool batch.
+        agent::collect_child_usage(self, &mut tally);
         let finished = Event::RunFinished {
             outcome,
             result: tally.last_text,
