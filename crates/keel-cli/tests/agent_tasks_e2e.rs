@@ -574,3 +574,65 @@ async fn slash_tasks_lists_background_commands_and_agents() {
     // /tasks is answered by keel, not the model.
     assert_eq!(main_requests(&h).len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_background_agent_in_a_worktree_says_where_its_work_is() {
+    let h = Harness::new(vec![
+        tool_turn(
+            MAIN,
+            vec![call(
+                "a1",
+                "Agent",
+                json!({
+                    "description": "Write docs",
+                    "prompt": "write the docs",
+                    "subagent_type": "helper",
+                    "run_in_background": true,
+                    "isolation": "worktree"
+                }),
+            )],
+        ),
+        tool_turn(
+            MAIN,
+            vec![call(
+                "out",
+                "TaskOutput",
+                json!({"task_id": "agent_1", "block": true, "timeout": 30000}),
+            )],
+        ),
+        for_system(MAIN, ScriptedTurn::text("docs are on a branch")),
+        tool_turn(
+            "keel/agent-write-docs",
+            vec![call(
+                "w1",
+                "Bash",
+                json!({"command": "echo docs > DOCS.md && git add DOCS.md && git commit -qm 'write docs'"}),
+            )],
+        ),
+        for_system("keel/agent-write-docs", ScriptedTurn::text("docs written")),
+    ])
+    .await;
+    h.ws.git_init();
+    write_helper(&h);
+    let out = h
+        .run(&["-p", "docs please", "--dangerously-skip-permissions"])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let tree = h.path(".keel/worktrees/agent-write-docs");
+    let launched = result_text(&h, "a1");
+    assert!(
+        launched.contains(&format!("own git worktree at {}", tree.display())),
+        "{launched}"
+    );
+    let read = result_text(&h, "out");
+    assert!(
+        read.contains("docs written") && read.contains("on branch keel/agent-write-docs"),
+        "{read}"
+    );
+    assert_eq!(
+        h.ws.git(&["log", "-1", "--format=%s", "keel/agent-write-docs"])
+            .trim(),
+        "write docs"
+    );
+    assert!(!h.path("DOCS.md").exists());
+}
