@@ -430,9 +430,12 @@ impl Session {
             started,
         };
         if let Some((shell, sink)) = shell {
-            let usage = self.child_usage.clone();
-            return launch_in_background(id, child, prompt, report, tree, (shell, sink, usage))
-                .await;
+            let host = Host {
+                shell,
+                sink,
+                usage: self.child_usage.clone(),
+            };
+            return launch_in_background(id, child, prompt, report, tree, host).await;
         }
         let forward = |event: Event| emitter.emit(tag(id, event));
         let (outcome, tally, tool_uses) = drive(child, prompt, ctx.cancel.clone(), forward).await;
@@ -773,6 +776,14 @@ async fn drive(
     (outcome, tally, tool_uses)
 }
 
+/// What a background subagent reports to: the registry that runs it, the frontend's sink, and
+/// the parent's usage box.
+struct Host {
+    shell: Arc<dyn keel_tools::BackgroundShell>,
+    sink: EventSink,
+    usage: Arc<Mutex<Vec<ChildUsage>>>,
+}
+
 /// Starts a subagent as a background task of the session and answers at once with its id,
 /// in Claude Code's words. Its events reach the frontend through `sink`, tagged with the
 /// `Agent` call's id; its answer goes to the task's output file and completion notice.
@@ -782,12 +793,13 @@ async fn launch_in_background(
     prompt: Message,
     report: Report,
     tree: Option<Isolation>,
-    (shell, sink, usage_box): (
-        Arc<dyn keel_tools::BackgroundShell>,
-        EventSink,
-        Arc<Mutex<Vec<ChildUsage>>>,
-    ),
+    host: Host,
 ) -> ToolCallResult {
+    let Host {
+        shell,
+        sink,
+        usage: usage_box,
+    } = host;
     let tool_use_id = id.to_string();
     let description = if report.description.trim().is_empty() {
         report.agent_type.clone()
