@@ -153,6 +153,96 @@ async fn a_long_session_is_micro_compacted_then_summarised_and_completes() {
     );
 }
 
+/// A turn that calls `name` with `input`, served only to the agent's own requests.
+fn tool(name: &str, input: Value) -> ScriptedTurn {
+    ScriptedTurn {
+        content: vec![ScriptedBlock::ToolUse {
+            id: None,
+            name: name.into(),
+            input,
+        }],
+        when: Some(TurnMatcher {
+            tools_include: Some("Read".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_list_made_before_compaction_is_in_the_compacted_request() {
+    let h = Harness::new(vec![]).await;
+    h.server.push_turn(tool(
+        "TaskCreate",
+        json!({"subject": "Write the parser", "description": "parse the config"}),
+    ));
+    h.server.push_turn(tool(
+        "TaskCreate",
+        json!({"subject": "Test the parser", "description": "cover the edge cases"}),
+    ));
+    h.server.push_turn(tool(
+        "TaskUpdate",
+        json!({"taskId": "1", "status": "in_progress"}),
+    ));
+    for i in 0..8 {
+        h.ws.write(&format!("small{i}.txt"), &filler(1_200, "small"));
+        h.server.push_turn(read(&format!("small{i}.txt")));
+    }
+    for i in 0..4 {
+        h.ws.write(&format!("big{i}.txt"), &filler(5_000, "big"));
+        h.server.push_turn(read(&format!("big{i}.txt")));
+    }
+    h.server.push_turn(answer("All files read."));
+    h.server.push_turn(reply_to(
+        SUMMARY_MARK,
+        "## Goal\nRead every file.\n## Open work\nthe parser",
+    ));
+    h.server.set_estimate_usage(true);
+    let out = h
+        .run(&[
+            "-p",
+            "plan, then read them all",
+            "--output-format",
+            "json",
+            "--settings",
+            r#"{"contextWindow": 24000}"#,
+            "--max-retries",
+            "0",
+            "--tools",
+            "Read,TaskCreate,TaskUpdate",
+        ])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert_eq!(stdout_json(&out)["result"], "All files read.");
+    let requests = h.requests();
+    let bodies: Vec<&Value> = requests
+        .iter()
+        .map(|r| &r.body)
+        .filter(|b| !b["tools"].is_null() || is_summary(b))
+        .collect();
+    let summary = bodies
+        .iter()
+        .position(|b| is_summary(b))
+        .expect("a summary was requested");
+    // The tool calls that made the list are gone from the compacted conversation, but the
+    // list itself, with each task's status, is in the first request after the summary.
+    let next = bodies[summary + 1]["messages"].to_string();
+    assert!(next.contains("<summary>"), "{next}");
+    assert!(!next.contains("\"name\":\"TaskCreate\""), "{next}");
+    assert!(
+        next.contains("The task list at the time of compaction"),
+        "{next}"
+    );
+    assert!(
+        next.contains("- [in_progress] #1 Write the parser: parse the config"),
+        "{next}"
+    );
+    assert!(
+        next.contains("- [pending] #2 Test the parser: cover the edge cases"),
+        "{next}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_session_notes_make_compaction_instant() {
     let h = Harness::new(vec![]).await;

@@ -6,6 +6,14 @@
 //! which go out as they are so every frontend answers them the way it answers its own; the
 //! parent's `Op::Approval` reaches the child because both share one [`Permissions`] object.
 //!
+//! With `run_in_background`, the subagent becomes a background task of the session (through
+//! [`keel_tools::BackgroundShell::spawn_job`]): the call answers at once with the task id,
+//! `TaskOutput` reads the answer, `TaskStop` cancels it, and its completion notice enters the
+//! conversation before the next request. Its events still reach the frontend as
+//! [`Event::Subagent`] with the `Agent` call's id, through the session's event sink. With
+//! `isolation: "worktree"`, it works in a fresh git worktree (through
+//! [`keel_tools::WorktreeIsolation`]), which is removed if it ends clean and kept otherwise.
+//!
 //! Subagent events are not recorded in the transcript (only the `Agent` call and its result
 //! are), so resuming a session resumes the main conversation.
 //!
@@ -18,13 +26,17 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use keel_config::AgentDefinition;
 use keel_protocol::{Event, Message, ModelUsage, Outcome, PermissionDenial, Usage};
-use keel_tools::{Tool, ToolCallResult, ToolContext, ToolError, ToolOutput, ToolRegistry};
+use keel_tools::{
+    BackgroundJob, IsolatedTree, IsolationEnd, JobControl, JobEnd, Tool, ToolCallResult,
+    ToolContext, ToolError, ToolOutput, ToolRegistry, WorktreeIsolation,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::emit::{Emitter, lock};
 use crate::tools::PlannedCall;
-use crate::{CostTotals, RunTally, Session, Shared, plan_mode, skill};
+use crate::{CostTotals, EventSink, RunTally, Session, Shared, plan_mode, skill};
 
 /// The tool's name (Claude Code's; `Task` is its older name, accepted in rules).
 pub(crate) const NAME: &str = "Agent";
@@ -187,7 +199,17 @@ impl Tool for AgentTool {
                 },
                 "run_in_background": {
                     "type": "boolean",
-                    "description": "Not supported yet: the subagent always runs until it answers."
+                    "description": "Set to true to run this agent in the background: you get \
+                                    its task id at once, read its answer with TaskOutput, and \
+                                    are notified when it completes."
+                },
+                "isolation": {
+                    "type": "string",
+                    "enum": ["worktree"],
+                    "description": "Isolation mode. \"worktree\" creates a temporary git \
+                                    worktree so that the agent works on an isolated copy of \
+                                    the repo; it is removed if the agent makes no changes, \
+                                    otherwise its path and branch are returned."
                 }
             },
             "required": ["description", "prompt"],
@@ -277,22 +299,30 @@ struct AgentInput {
     model: Option<String>,
     #[serde(default)]
     run_in_background: Option<bool>,
+    #[serde(default)]
+    isolation: Option<String>,
 }
 
 impl Session {
     /// Runs one tool call: the `Agent` tool here, every other tool through the registry.
-    pub(crate) async fn call_tool(
-        &self,
-        id: &str,
-        name: &str,
+    ///
+    /// The future is boxed as `Send` by hand: a subagent runs this same loop, and the compiler
+    /// cannot prove a recursive future `Send` by looking through itself, which a background
+    /// subagent (sent to a task of its own) needs.
+    pub(crate) fn call_tool<'a>(
+        &'a self,
+        id: &'a str,
+        name: &'a str,
         input: Value,
-        ctx: &ToolContext,
-        emitter: &Emitter,
-    ) -> ToolCallResult {
-        if name == NAME {
-            return self.run_subagent(id, input, ctx, emitter).await;
-        }
-        self.tools.call(name, input, ctx).await
+        ctx: &'a ToolContext,
+        emitter: &'a Emitter,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ToolCallResult> + Send + 'a>> {
+        Box::pin(async move {
+            if name == NAME {
+                return self.run_subagent(id, input, ctx, emitter).await;
+            }
+            self.tools.call(name, input, ctx).await
+        })
     }
 
     /// Every agent the `Agent` tool can start: the built-ins, then the user's (which may
@@ -334,110 +364,88 @@ impl Session {
                 names.join(", ")
             ));
         };
-        let mut child = self.child(definition, input.model.as_deref(), ctx);
-        let child_ctx = child.tool_ctx.clone();
-        let prompt = Message::user_text(input.prompt.clone());
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let work = async {
-            let child_emitter = Emitter::new(tx, None);
-            child_emitter.emit(Event::UserMessage {
-                content: prompt.content.clone(),
-            });
-            child.messages.push(prompt);
-            let mut tally = RunTally::default();
-            let outcome = child
-                .agent_loop(&child_ctx, &child_emitter, &ctx.cancel, &mut tally)
-                .await;
-            (outcome, tally)
+        let background = input.run_in_background == Some(true);
+        let shell = match (&ctx.background, &self.sink) {
+            (Some(shell), Some(sink)) if background => Some((shell.clone(), sink.clone())),
+            _ if background => {
+                return ToolCallResult::error(
+                    "run_in_background is not available here: this session keeps no background \
+                     tasks. Call Agent without run_in_background."
+                        .to_string(),
+                );
+            }
+            _ => None,
         };
-        let forward = async {
-            let mut tool_uses = 0u64;
-            while let Some(event) = rx.recv().await {
-                if matches!(event, Event::ToolCallStarted { .. }) {
-                    tool_uses += 1;
-                }
-                match event {
-                    // Questions go out as they are, so every frontend can answer them; events
-                    // of deeper subagents are already tagged with their own parent.
-                    question @ (Event::ApprovalRequested { .. } | Event::Subagent { .. }) => {
-                        emitter.emit(question);
+        let tree = match input.isolation.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("worktree") => {
+                let Some(worktrees) = ctx.worktrees.clone() else {
+                    return ToolCallResult::error(
+                        "isolation \"worktree\" is not available in this session; call Agent \
+                         without isolation."
+                            .to_string(),
+                    );
+                };
+                let task = if input.description.trim().is_empty() {
+                    definition.name.as_str()
+                } else {
+                    input.description.as_str()
+                };
+                match worktrees.create(task, &ctx.current_dir()).await {
+                    Ok(tree) => Some(Isolation { worktrees, tree }),
+                    Err(error) => {
+                        return ToolCallResult::error(format!(
+                            "Could not create a worktree for the subagent: {error}"
+                        ));
                     }
-                    other => emitter.emit(Event::Subagent {
-                        parent_tool_use_id: id.to_string(),
-                        event: Box::new(other),
-                    }),
                 }
             }
-            tool_uses
+            Some(other) => {
+                return ToolCallResult::error(format!(
+                    "isolation must be \"worktree\" (or left out), not {other:?}"
+                ));
+            }
         };
-        let ((outcome, tally), tool_uses) = tokio::join!(work, forward);
-        let answer = tally.last_text.clone();
-        let total_tokens = tally.usage.input_tokens
-            + tally.usage.output_tokens
-            + tally.usage.cache_creation_input_tokens
-            + tally.usage.cache_read_input_tokens;
-        let duration_ms = crate::millis(started.elapsed());
-        let status = match &outcome {
-            Outcome::Success => "completed",
-            Outcome::Interrupted => "interrupted",
-            Outcome::MaxTurns { .. } | Outcome::Error { .. } => "error",
-        };
-        let structured = json!({
-            "status": status,
-            "agentType": definition.name,
-            "description": input.description,
-            "prompt": input.prompt,
-            "content": [{"type": "text", "text": answer}],
-            "totalDurationMs": duration_ms,
-            "totalTokens": total_tokens,
-            "totalToolUseCount": tool_uses,
-            "usage": tally.usage,
-        });
-        lock(&self.child_usage).push(ChildUsage {
-            usage: tally.usage,
-            cost_usd: tally.cost_usd,
-            per_model: tally.per_model,
-            api_time: tally.api_time,
-            denials: tally.denials,
-        });
-        let usage_note = format!(
-            "<usage>total_tokens: {total_tokens}\ntool_uses: {tool_uses}\nduration_ms: {duration_ms}</usage>"
-        );
-        let background_note = if input.run_in_background == Some(true) {
-            "\n(run_in_background is not supported yet; the subagent ran until it answered.)"
-        } else {
-            ""
-        };
-        let (content, is_error) = match outcome {
-            Outcome::Success => (format!("{answer}\n\n{usage_note}{background_note}"), false),
-            Outcome::Interrupted => (
-                format!(
-                    "The user interrupted the subagent.{}\n\n{usage_note}",
-                    partial(&answer)
-                ),
-                true,
-            ),
-            Outcome::MaxTurns { max_turns } => (
-                format!(
-                    "The subagent used its {max_turns} turns without finishing.{}\n\n{usage_note}",
-                    partial(&answer)
-                ),
-                true,
-            ),
-            Outcome::Error { message } => (
-                format!(
-                    "The subagent failed: {message}{}\n\n{usage_note}",
-                    partial(&answer)
-                ),
-                true,
-            ),
-        };
-        ToolCallResult {
-            content: keel_tools::output::limit(content, &ctx.spill_dir),
-            is_error,
-            structured: Some(structured),
-            images: Vec::new(),
+        let mut child = self.child(definition, input.model.as_deref(), ctx);
+        if let Some(isolation) = &tree {
+            let path = isolation.tree.path.clone();
+            child.tool_ctx.cwd = Arc::new(Mutex::new(path.clone()));
+            child.tool_ctx.project_root = path.clone();
+            // Files the parent read are other files than the worktree's copies.
+            child.tool_ctx.read_files = Arc::new(Mutex::new(Default::default()));
+            child.config.system.push(format!(
+                "You work in an isolated git worktree at {} on branch {}: a checkout of its own \
+                 where your changes stay apart from the main one. Work only inside it. Commit \
+                 what you want to keep on that branch; the worktree is kept if it holds \
+                 changes and removed if it does not.",
+                path.display(),
+                isolation.tree.branch
+            ));
         }
+        let prompt = Message::user_text(input.prompt.clone());
+        let report = Report {
+            agent_type: definition.name.clone(),
+            description: input.description.clone(),
+            prompt: input.prompt.clone(),
+            started,
+        };
+        if let Some((shell, sink)) = shell {
+            let host = Host {
+                shell,
+                sink,
+                usage: self.child_usage.clone(),
+            };
+            return launch_in_background(id, child, prompt, report, tree, host).await;
+        }
+        let forward = |event: Event| emitter.emit(tag(id, event));
+        let (outcome, tally, tool_uses) = drive(child, prompt, ctx.cancel.clone(), forward).await;
+        let ending = match tree {
+            Some(isolation) => Some(isolation.finish().await),
+            None => None,
+        };
+        let (result, usage) = report.finish(outcome, tally, tool_uses, ending, &ctx.spill_dir);
+        lock(&self.child_usage).push(usage);
+        result
     }
 
     /// A child session for `definition`: fresh conversation, its system prompt, its tools,
@@ -513,12 +521,14 @@ impl Session {
                     read_only_shell: true,
                 }
             }),
-            child_usage: Mutex::new(Vec::new()),
+            child_usage: Arc::new(Mutex::new(Vec::new())),
             totals: CostTotals::default(),
             context,
             // The parent's mailbox, reminders and background tasks stay the parent's: a child
             // must neither consume its messages nor stop its tasks when it ends.
             extensions: Vec::new(),
+            // Its background subagents report to the main agent's frontend.
+            sink: self.sink.clone(),
         }
     }
 
@@ -568,6 +578,313 @@ impl Session {
             }
         }
         registry
+    }
+}
+
+/// A subagent's worktree and who tidies it up.
+struct Isolation {
+    worktrees: Arc<dyn WorktreeIsolation>,
+    tree: IsolatedTree,
+}
+
+impl Isolation {
+    /// Keeps the worktree if it holds changes, removes it otherwise; says which for the
+    /// result.
+    async fn finish(self) -> Ending {
+        let ending = self.worktrees.finish(&self.tree).await;
+        Ending {
+            tree: self.tree,
+            ending,
+        }
+    }
+}
+
+/// What became of a subagent's worktree.
+struct Ending {
+    tree: IsolatedTree,
+    ending: Result<IsolationEnd, ToolError>,
+}
+
+impl Ending {
+    /// The sentence the result ends with, and the worktree fields of the structured result.
+    fn describe(&self) -> (String, Value) {
+        let path = self.tree.path.display();
+        let branch = &self.tree.branch;
+        match &self.ending {
+            Ok(IsolationEnd::Removed) => (
+                format!("The subagent made no changes; its worktree {path} was removed."),
+                json!({}),
+            ),
+            Ok(IsolationEnd::Kept { changes }) => (
+                format!(
+                    "The subagent's changes are in the worktree {path} on branch {branch} \
+                     ({changes}). Review and merge them from there."
+                ),
+                json!({"worktreePath": self.tree.path, "worktreeBranch": branch}),
+            ),
+            Err(error) => (
+                format!(
+                    "The subagent's worktree {path} (branch {branch}) was left as it is: {error}"
+                ),
+                json!({"worktreePath": self.tree.path, "worktreeBranch": branch}),
+            ),
+        }
+    }
+}
+
+/// What a subagent's result reports besides its answer.
+struct Report {
+    agent_type: String,
+    description: String,
+    prompt: String,
+    started: Instant,
+}
+
+impl Report {
+    /// The tool result of a finished subagent, and its usage for the parent's run.
+    fn finish(
+        &self,
+        outcome: Outcome,
+        tally: RunTally,
+        tool_uses: u64,
+        ending: Option<Ending>,
+        spill_dir: &std::path::Path,
+    ) -> (ToolCallResult, ChildUsage) {
+        let answer = tally.last_text.clone();
+        let total_tokens = tally.usage.input_tokens
+            + tally.usage.output_tokens
+            + tally.usage.cache_creation_input_tokens
+            + tally.usage.cache_read_input_tokens;
+        let duration_ms = crate::millis(self.started.elapsed());
+        let status = match &outcome {
+            Outcome::Success => "completed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::MaxTurns { .. } | Outcome::Error { .. } => "error",
+        };
+        let mut structured = json!({
+            "status": status,
+            "agentType": self.agent_type,
+            "description": self.description,
+            "prompt": self.prompt,
+            "content": [{"type": "text", "text": answer}],
+            "totalDurationMs": duration_ms,
+            "totalTokens": total_tokens,
+            "totalToolUseCount": tool_uses,
+            "usage": tally.usage,
+        });
+        let worktree_note = match &ending {
+            Some(ending) => {
+                let (note, fields) = ending.describe();
+                if let (Some(into), Some(fields)) = (structured.as_object_mut(), fields.as_object())
+                {
+                    into.extend(fields.clone());
+                }
+                format!("\n\n{note}")
+            }
+            None => String::new(),
+        };
+        let usage = ChildUsage {
+            usage: tally.usage,
+            cost_usd: tally.cost_usd,
+            per_model: tally.per_model,
+            api_time: tally.api_time,
+            denials: tally.denials,
+        };
+        let usage_note = format!(
+            "<usage>total_tokens: {total_tokens}\ntool_uses: {tool_uses}\nduration_ms: {duration_ms}</usage>"
+        );
+        let (content, is_error) = match outcome {
+            Outcome::Success => (format!("{answer}{worktree_note}\n\n{usage_note}"), false),
+            Outcome::Interrupted => (
+                format!(
+                    "The subagent was interrupted.{}{worktree_note}\n\n{usage_note}",
+                    partial(&answer)
+                ),
+                true,
+            ),
+            Outcome::MaxTurns { max_turns } => (
+                format!(
+                    "The subagent used its {max_turns} turns without finishing.{}{worktree_note}\n\n{usage_note}",
+                    partial(&answer)
+                ),
+                true,
+            ),
+            Outcome::Error { message } => (
+                format!(
+                    "The subagent failed: {message}{}{worktree_note}\n\n{usage_note}",
+                    partial(&answer)
+                ),
+                true,
+            ),
+        };
+        let result = ToolCallResult {
+            content: keel_tools::output::limit(content, spill_dir),
+            is_error,
+            structured: Some(structured),
+            images: Vec::new(),
+        };
+        (result, usage)
+    }
+}
+
+/// Tags a subagent's event for its parent's frontend. Questions go out as they are, so every
+/// frontend can answer them; events of deeper subagents are already tagged with their own
+/// parent.
+fn tag(parent_tool_use_id: &str, event: Event) -> Event {
+    match event {
+        question @ (Event::ApprovalRequested { .. } | Event::Subagent { .. }) => question,
+        other => Event::Subagent {
+            parent_tool_use_id: parent_tool_use_id.to_string(),
+            event: Box::new(other),
+        },
+    }
+}
+
+/// Runs a child session on `prompt` until it stops or `cancel` fires, handing each of its
+/// events to `forward`; returns how it ended, its tally and how many tools it called.
+async fn drive(
+    mut child: Session,
+    prompt: Message,
+    cancel: CancellationToken,
+    forward: impl Fn(Event),
+) -> (Outcome, RunTally, u64) {
+    let child_ctx = child.tool_ctx.with_cancel(cancel.clone());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let work = async {
+        let child_emitter = Emitter::new(tx, None);
+        child_emitter.emit(Event::UserMessage {
+            content: prompt.content.clone(),
+        });
+        child.messages.push(prompt);
+        let mut tally = RunTally::default();
+        let outcome = child
+            .agent_loop(&child_ctx, &child_emitter, &cancel, &mut tally)
+            .await;
+        (outcome, tally)
+    };
+    let relay = async {
+        let mut tool_uses = 0u64;
+        while let Some(event) = rx.recv().await {
+            if matches!(event, Event::ToolCallStarted { .. }) {
+                tool_uses += 1;
+            }
+            forward(event);
+        }
+        tool_uses
+    };
+    let ((outcome, tally), tool_uses) = tokio::join!(work, relay);
+    (outcome, tally, tool_uses)
+}
+
+/// What a background subagent reports to: the registry that runs it, the frontend's sink, and
+/// the parent's usage box.
+struct Host {
+    shell: Arc<dyn keel_tools::BackgroundShell>,
+    sink: EventSink,
+    usage: Arc<Mutex<Vec<ChildUsage>>>,
+}
+
+/// Starts a subagent as a background task of the session and answers at once with its id,
+/// in Claude Code's words. Its events reach the frontend through `sink`, tagged with the
+/// `Agent` call's id; its answer goes to the task's output file and completion notice.
+async fn launch_in_background(
+    id: &str,
+    child: Session,
+    prompt: Message,
+    report: Report,
+    tree: Option<Isolation>,
+    host: Host,
+) -> ToolCallResult {
+    let Host {
+        shell,
+        sink,
+        usage: usage_box,
+    } = host;
+    let tool_use_id = id.to_string();
+    let description = if report.description.trim().is_empty() {
+        report.agent_type.clone()
+    } else {
+        report.description.clone()
+    };
+    let spill_dir = child.tool_ctx.spill_dir.clone();
+    let prompt_text = report.prompt.clone();
+    let name = description.clone();
+    let tree_path = tree.as_ref().map(|t| t.tree.path.clone());
+    let work = move |control: JobControl| -> keel_tools::JobFuture {
+        Box::pin(async move {
+            let write = control.write.clone();
+            let forward = move |event: Event| {
+                if let Event::ToolCallStarted { name, input, .. } = &event {
+                    let what = input
+                        .get("description")
+                        .or_else(|| input.get("command"))
+                        .or_else(|| input.get("file_path"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    write(&format!("[{name}] {what}\n"));
+                }
+                sink(tag(&tool_use_id, event));
+            };
+            let (outcome, tally, tool_uses) = drive(child, prompt, control.cancel, forward).await;
+            let ending = match tree {
+                Some(isolation) => Some(isolation.finish().await),
+                None => None,
+            };
+            let (result, usage) = report.finish(outcome, tally, tool_uses, ending, &spill_dir);
+            // Counted in whichever run of the parent is going on (or comes next).
+            lock(&usage_box).push(usage);
+            let state = if result.is_error {
+                "failed"
+            } else {
+                "completed"
+            };
+            JobEnd {
+                success: !result.is_error,
+                summary: format!("Agent \"{name}\" {state}"),
+                result: result.content,
+            }
+        })
+    };
+    let job = BackgroundJob {
+        prefix: "agent".to_string(),
+        task_type: "local_agent".to_string(),
+        description: description.clone(),
+        work: Box::new(work),
+    };
+    match shell.spawn_job(job).await {
+        Ok(started) => {
+            let place = tree_path
+                .map(|p| {
+                    format!(
+                        "\nThe agent works in its own git worktree at {}.",
+                        p.display()
+                    )
+                })
+                .unwrap_or_default();
+            ToolCallResult {
+                content: format!(
+                    "Async agent launched successfully.\nagentId: {id} (use it with TaskOutput \
+                     to read the agent's answer, or TaskStop to stop it)\nThe agent is working \
+                     in the background. You will be notified automatically when it completes.{place}\n\
+                     Do not duplicate this agent's work: work on something else, or briefly \
+                     tell the user what you launched and end your response.\noutput_file: {file}",
+                    id = started.id,
+                    file = started.output_file.display()
+                ),
+                is_error: false,
+                structured: Some(json!({
+                    "status": "async_launched",
+                    "agentId": started.id,
+                    "description": description,
+                    "prompt": prompt_text,
+                    "outputFile": started.output_file,
+                })),
+                images: Vec::new(),
+            }
+        }
+        Err(error) => ToolCallResult::error(format!(
+            "Could not start the agent in the background: {error}"
+        )),
     }
 }
 

@@ -147,12 +147,16 @@ pub struct Session {
     /// What a subagent may not do beyond its tool set (e.g. Explore's read-only shell).
     restriction: Option<agent::Restriction>,
     /// Usage of subagents that finished during the current tool batch, for the run's totals.
-    child_usage: Mutex<Vec<agent::ChildUsage>>,
+    /// Background subagents add theirs when they finish, to be counted in the run going on then.
+    child_usage: Arc<Mutex<Vec<agent::ChildUsage>>>,
     /// Usage and cost over the session's runs, for `/cost`.
     totals: CostTotals,
     context: compact::Context,
     /// Work that outlives a turn, plugged in by the frontend.
     extensions: Vec<Arc<dyn Extension>>,
+    /// Reaches the frontend and transcript from work that outlives the turn that started it
+    /// (a background subagent's events); set while the session serves.
+    sink: Option<EventSink>,
 }
 
 /// State the op loop changes while a run is going on.
@@ -230,10 +234,11 @@ impl Session {
             depth: 0,
             ext: Arc::new(Extensions::default()),
             restriction: None,
-            child_usage: Mutex::new(Vec::new()),
+            child_usage: Arc::new(Mutex::new(Vec::new())),
             totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
             extensions: Vec::new(),
+            sink: None,
         };
         session.refresh_mcp_tools();
         session
@@ -328,13 +333,12 @@ impl Session {
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
         emitter.emit(self.started_event());
-        if !self.extensions.is_empty() {
-            let sink_emitter = emitter.clone();
-            let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
-            for extension in &self.extensions {
-                extension.attach(sink.clone());
-            }
+        let sink_emitter = emitter.clone();
+        let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
+        for extension in &self.extensions {
+            extension.attach(sink.clone());
         }
+        self.sink = Some(sink);
         let source = if self.messages.is_empty() {
             SessionStartSource::Startup
         } else {
@@ -428,6 +432,8 @@ impl Session {
         for extension in &self.extensions {
             extension.session_end().await;
         }
+        // Background subagents hold clones of the sink; the extensions ended them above.
+        self.sink = None;
         emitter.close();
     }
 
@@ -491,6 +497,8 @@ impl Session {
                 self.agent_loop(&ctx, emitter, &cancel, &mut tally).await
             }
         };
+        // Background subagents that finished since the last tool batch.
+        agent::collect_child_usage(self, &mut tally);
         let finished = Event::RunFinished {
             outcome,
             result: tally.last_text,

@@ -175,6 +175,10 @@ pub const BUILTIN_COMMANDS: &[(&str, &str)] = &[
     ("permissions", "Show the permission mode and rules"),
     ("resume", "Resume another session (keel --resume <id>)"),
     ("status", "Show the session, model, mode and servers"),
+    (
+        "tasks",
+        "List the background tasks (commands and agents) of the session",
+    ),
     ("todos", "Show the current task list"),
 ];
 
@@ -397,6 +401,7 @@ impl Session {
             "cost" => Handled::Output(self.totals.render()),
             "model" => Handled::Output(self.switch_model(args, emitter)),
             "status" => Handled::Output(self.status()),
+            "tasks" => Handled::Output(self.tasks_report()),
             "permissions" | "allowed-tools" => Handled::Output(self.permissions_report()),
             "memory" => Handled::Output(self.memory_report()),
             "init" => Handled::Prompt(if args.is_empty() {
@@ -724,6 +729,40 @@ impl Session {
         out
     }
 
+    fn tasks_report(&self) -> String {
+        let Some(shell) = &self.tool_ctx.background else {
+            return "This session keeps no background tasks.".to_string();
+        };
+        let tasks = shell.list();
+        if tasks.is_empty() {
+            return "No background tasks in this session. They are started with Bash or Agent \
+                    and run_in_background."
+                .to_string();
+        }
+        let running = tasks.iter().filter(|t| t.status == "running").count();
+        let mut out = format!("Background tasks ({} running):", running);
+        let width = |f: fn(&keel_tools::BackgroundTaskSummary) -> usize| {
+            tasks.iter().map(f).max().unwrap_or(0)
+        };
+        let (id_w, kind_w, status_w) = (
+            width(|t| t.id.len()),
+            width(|t| t.kind.len()),
+            width(|t| t.status.len()),
+        );
+        for task in &tasks {
+            out.push_str(&format!(
+                "\n  {:<id_w$}  {:<kind_w$}  {:<status_w$}  {:>8}  {}",
+                task.id,
+                task.kind,
+                task.status,
+                runtime(task.runtime),
+                task.description
+            ));
+        }
+        out.push_str("\n\nRead one with TaskOutput, stop one with TaskStop.");
+        out
+    }
+
     fn status(&self) -> String {
         let servers = self.mcp_statuses();
         let servers = if servers.is_empty() {
@@ -874,6 +913,16 @@ impl Session {
             "Unknown command: /{name}; {hint}. Nothing was sent to the model (to send text \
              that starts with /, begin the prompt with another word)."
         )
+    }
+}
+
+/// A task's runtime as a person reads it: `12s`, `3m04s`, `1h02m`.
+fn runtime(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        _ => format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60),
     }
 }
 

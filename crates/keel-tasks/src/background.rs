@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use keel_tools::{BackgroundCommand, BackgroundShell, ToolContext, ToolError, ToolOutput};
+use keel_tools::{
+    BackgroundCommand, BackgroundJob, BackgroundShell, BackgroundTaskSummary, JobControl,
+    JobStarted, JobWriter, ToolContext, ToolError, ToolOutput,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +26,9 @@ use crate::fsutil;
 
 /// The most output one `TaskOutput` call returns; older output is skipped (the file has it all).
 pub const MAX_READ_CHARS: usize = 30_000;
+
+/// How long jobs get to wind down after being cancelled at the end of the session.
+const JOB_GRACE: Duration = Duration::from_secs(3);
 
 /// How long a stopped command gets to exit after SIGTERM before its group is killed.
 const STOP_GRACE: Duration = Duration::from_millis(1500);
@@ -99,6 +105,9 @@ struct Inner {
     tasks: BTreeMap<String, Entry>,
     notices: Vec<String>,
     waiters: Vec<tokio::task::JoinHandle<()>>,
+    /// Jobs run in this process (background agents): they cannot outlive it, and they hold
+    /// the session's event sink, so they are always ended with the session.
+    jobs: Vec<tokio::task::JoinHandle<()>>,
 }
 
 struct Shared {
@@ -161,12 +170,19 @@ impl JobHandle {
 
     /// Records that the job ended; `summary` goes into the notice the model gets.
     pub fn finish(&self, success: bool, summary: &str) {
+        self.finish_with_result(success, summary, None);
+    }
+
+    /// Records that the job ended with an answer (a background agent's), which the notice
+    /// quotes so the model need not read it separately.
+    pub fn finish_with_result(&self, success: bool, summary: &str, result: Option<&str>) {
         let state = if success {
             JobState::Completed
         } else {
             JobState::Failed
         };
-        self.tasks.ended(&self.id, state, None, Some(summary));
+        self.tasks
+            .ended(&self.id, state, None, Some(summary), result);
     }
 }
 
@@ -197,6 +213,7 @@ impl BackgroundTasks {
                     tasks: BTreeMap::new(),
                     notices: Vec::new(),
                     waiters: Vec::new(),
+                    jobs: Vec::new(),
                 }),
                 changed,
             }),
@@ -282,7 +299,7 @@ impl BackgroundTasks {
                 Ok(status) => (JobState::Failed, status.code()),
                 Err(_) => (JobState::Failed, None),
             };
-            this.ended(&waiter_id, state, code, None);
+            this.ended(&waiter_id, state, code, None, None);
         });
         let mut inner = self.inner();
         inner.waiters.push(waiter);
@@ -340,7 +357,14 @@ impl BackgroundTasks {
     }
 
     /// Records the end of a task and, unless it was stopped on purpose, leaves a notice.
-    fn ended(&self, id: &str, state: JobState, code: Option<i32>, summary: Option<&str>) {
+    fn ended(
+        &self,
+        id: &str,
+        state: JobState,
+        code: Option<i32>,
+        summary: Option<&str>,
+        result: Option<&str>,
+    ) {
         let info = {
             let mut inner = self.inner();
             let Some(entry) = inner.tasks.get_mut(id) else {
@@ -359,7 +383,7 @@ impl BackgroundTasks {
             entry.info.ended_at = Some(fsutil::now_rfc3339());
             let info = entry.info.clone();
             if !entry.stopped {
-                let notice = completion_notice(&info, summary);
+                let notice = completion_notice(&info, summary, result);
                 inner.notices.push(notice);
             }
             info
@@ -491,7 +515,7 @@ impl BackgroundTasks {
                 }
                 kill_group(Some(pid), Signal::Kill);
             }
-            None => self.ended(id, JobState::Killed, None, None),
+            None => self.ended(id, JobState::Killed, None, None, None),
         }
         // The waiter records the end once the process is reaped; wait for it briefly so the
         // answer says "killed".
@@ -509,11 +533,26 @@ impl BackgroundTasks {
     /// Stops every running task (the session is ending), or with `keep` leaves them running
     /// and returns them so the user can be told their process ids.
     pub async fn shutdown(&self, keep: bool) -> Vec<JobInfo> {
-        let running: Vec<JobInfo> = self
+        let (running, jobs): (Vec<JobInfo>, Vec<JobInfo>) = self
             .list()
             .into_iter()
             .filter(|i| i.status == JobState::Running)
-            .collect();
+            .partition(|i| i.pid.is_some());
+        // Jobs live in this process: they end with it whatever `keep` says.
+        for info in &jobs {
+            if let Err(error) = self.stop(&info.id).await {
+                tracing::debug!(%error, "stopping a background job at the end of the session");
+            }
+        }
+        // A stopped job winds down (a subagent removes its clean worktree) for a moment
+        // before it is dropped: it holds the session's event sink, which must close.
+        let jobs = std::mem::take(&mut self.inner().jobs);
+        let deadline = tokio::time::Instant::now() + JOB_GRACE;
+        for mut job in jobs {
+            if tokio::time::timeout_at(deadline, &mut job).await.is_err() {
+                job.abort();
+            }
+        }
         if keep {
             return running;
         }
@@ -530,8 +569,83 @@ impl BackgroundTasks {
     }
 }
 
+impl BackgroundTasks {
+    /// Starts `job` (a background agent) as a task of this session: registers it, runs its
+    /// work on the runtime, and records its end and answer when the work resolves.
+    pub fn run_job(&self, job: BackgroundJob) -> Result<JobStarted, TasksError> {
+        let handle = self.start_job(&job.prefix, &job.task_type, &job.description)?;
+        let writer = handle.clone();
+        let write: JobWriter = Arc::new(move |text: &str| {
+            if let Err(error) = writer.write(text) {
+                tracing::warn!(%error, "cannot write a background job's output");
+            }
+        });
+        let control = JobControl {
+            id: handle.id.clone(),
+            cancel: handle.cancel.clone(),
+            write,
+        };
+        let work = (job.work)(control);
+        let started = JobStarted {
+            id: handle.id.clone(),
+            output_file: handle.output_file.clone(),
+        };
+        let task = tokio::spawn(async move {
+            let end = work.await;
+            if !end.result.is_empty()
+                && let Err(error) = handle.write(&format!("{}\n", end.result.trim_end()))
+            {
+                tracing::warn!(%error, "cannot write a background job's answer");
+            }
+            handle.finish_with_result(end.success, &end.summary, Some(&end.result));
+        });
+        self.inner().jobs.push(task);
+        Ok(started)
+    }
+
+    /// The tasks as `/tasks` shows them.
+    pub fn summaries(&self) -> Vec<BackgroundTaskSummary> {
+        let now = chrono::Utc::now();
+        self.list()
+            .into_iter()
+            .map(|info| {
+                let parse = |t: &str| {
+                    chrono::DateTime::parse_from_rfc3339(t)
+                        .ok()
+                        .map(|d| d.with_timezone(&chrono::Utc))
+                };
+                let start = parse(&info.started_at);
+                let end = info.ended_at.as_deref().and_then(parse).unwrap_or(now);
+                let runtime = start
+                    .and_then(|s| (end - s).to_std().ok())
+                    .unwrap_or_default();
+                BackgroundTaskSummary {
+                    description: info
+                        .description
+                        .clone()
+                        .or(info.command.clone())
+                        .unwrap_or_default(),
+                    id: info.id,
+                    kind: info.task_type,
+                    status: info.status.as_str().to_string(),
+                    runtime,
+                }
+            })
+            .collect()
+    }
+}
+
 #[async_trait]
 impl BackgroundShell for BackgroundTasks {
+    async fn spawn_job(&self, job: BackgroundJob) -> Result<JobStarted, ToolError> {
+        self.run_job(job)
+            .map_err(|e| ToolError::Failed(e.to_string()))
+    }
+
+    fn list(&self) -> Vec<BackgroundTaskSummary> {
+        self.summaries()
+    }
+
     async fn start(
         &self,
         command: BackgroundCommand,
@@ -560,7 +674,7 @@ impl BackgroundShell for BackgroundTasks {
 }
 
 /// The notice a finished task leaves for the model, in Claude Code's shape.
-fn completion_notice(info: &JobInfo, summary: Option<&str>) -> String {
+fn completion_notice(info: &JobInfo, summary: Option<&str>, result: Option<&str>) -> String {
     let what = match (&info.description, &info.command) {
         (Some(d), _) => d.clone(),
         (None, Some(c)) => c.clone(),
@@ -582,8 +696,12 @@ fn completion_notice(info: &JobInfo, summary: Option<&str>) -> String {
             format!("{kind} \"{what}\" {ending}")
         }
     };
+    let result = match result.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(result) => format!("\n<result>{result}</result>"),
+        None => String::new(),
+    };
     format!(
-        "<task-notification>\n<task-id>{}</task-id>\n<output-file>{}</output-file>\n<status>{}</status>\n<summary>{summary}</summary>\n</task-notification>\nRead the output with TaskOutput (task_id {}) or from the file: {}",
+        "<task-notification>\n<task-id>{}</task-id>\n<output-file>{}</output-file>\n<status>{}</status>\n<summary>{summary}</summary>{result}\n</task-notification>\nRead the output with TaskOutput (task_id {}) or from the file: {}",
         info.id,
         info.output_file.display(),
         info.status.as_str(),

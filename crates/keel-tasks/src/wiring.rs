@@ -54,9 +54,11 @@ impl std::fmt::Debug for Wiring {
 }
 
 impl Wiring {
-    /// Lets `Bash` start background commands through this session's registry.
+    /// Lets `Bash` and `Agent` start background tasks through this session's registry, and
+    /// `Agent` make worktrees for isolated subagents.
     pub fn apply_to_context(&self, ctx: &mut ToolContext) {
         ctx.background = Some(Arc::new(self.runtime.background().clone()));
+        ctx.worktrees = Some(Arc::new(crate::worktree::AgentWorktrees));
     }
 
     /// Adds the tools to a registry (a name already taken is skipped with a warning).

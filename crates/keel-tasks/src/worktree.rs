@@ -179,21 +179,131 @@ pub fn name_for_task(id: &str, subject: &str) -> String {
     }
 }
 
+/// A worktree name for a subagent's task: `agent-<words of the task>`.
+pub fn name_for_agent(task: &str) -> String {
+    let mut slug = String::new();
+    for c in task.chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c.to_ascii_lowercase());
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 40 {
+            break;
+        }
+    }
+    let slug = slug.trim_matches('-');
+    if slug.is_empty() {
+        "agent".to_string()
+    } else {
+        format!("agent-{slug}")
+    }
+}
+
+/// Makes worktrees for subagents started with `isolation: "worktree"`: a fresh one per
+/// subagent, removed when it ends clean, kept (with its branch) when it holds changes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AgentWorktrees;
+
+#[async_trait::async_trait]
+impl keel_tools::WorktreeIsolation for AgentWorktrees {
+    async fn create(
+        &self,
+        task: &str,
+        from: &Path,
+    ) -> Result<keel_tools::IsolatedTree, keel_tools::ToolError> {
+        let failed = |e: TasksError| keel_tools::ToolError::Failed(e.to_string());
+        let root = main_root(from).await.map_err(failed)?;
+        let tree = create_fresh(&root, &name_for_agent(task))
+            .await
+            .map_err(failed)?;
+        Ok(keel_tools::IsolatedTree {
+            branch: tree
+                .branch
+                .unwrap_or_else(|| format!("{BRANCH_PREFIX}{}", tree.name)),
+            name: tree.name,
+            path: tree.path,
+        })
+    }
+
+    async fn finish(
+        &self,
+        tree: &keel_tools::IsolatedTree,
+    ) -> Result<keel_tools::IsolationEnd, keel_tools::ToolError> {
+        let failed = |e: TasksError| keel_tools::ToolError::Failed(e.to_string());
+        let root = main_root(&tree.path).await.map_err(failed)?;
+        let Some(found) = find(&root, &tree.name).await.map_err(failed)? else {
+            // Someone removed it already: nothing to keep.
+            return Ok(keel_tools::IsolationEnd::Removed);
+        };
+        let lost = unsaved(&root, &found, true).await.map_err(failed)?;
+        if lost.is_empty() {
+            remove(&root, &tree.name, true, false)
+                .await
+                .map_err(failed)?;
+            Ok(keel_tools::IsolationEnd::Removed)
+        } else {
+            Ok(keel_tools::IsolationEnd::Kept {
+                changes: lost.describe(),
+            })
+        }
+    }
+}
+
 /// Creates the worktree `name` (or returns it if it exists): branch `keel/<name>` from `base`
 /// (default: the main checkout's HEAD), checked out in `.keel/worktrees/<name>`.
 pub async fn create(root: &Path, name: &str, base: Option<&str>) -> Result<Worktree, TasksError> {
     validate_name(name)?;
-    let dir = worktrees_dir(root);
-    fsutil::create_dir(&dir)?;
-    // A `*` ignore file hides the worktrees (and itself) from the main checkout's status.
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        fsutil::write_atomic(&ignore, b"*\n")?;
-    }
+    prepare_dir(root)?;
     let _lock = admin_lock(root).await?;
     if let Some(existing) = find_unlocked(root, name).await? {
         return Ok(existing);
     }
+    add_unlocked(root, name, base).await
+}
+
+/// Creates a new worktree named `base`, or `base-2`, `base-3`, ... when that name or its
+/// branch is taken, so two callers with the same name never share one.
+pub async fn create_fresh(root: &Path, base: &str) -> Result<Worktree, TasksError> {
+    validate_name(base)?;
+    prepare_dir(root)?;
+    let _lock = admin_lock(root).await?;
+    let existing: Vec<String> = list_unlocked(root)
+        .await?
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    let mut name = base.to_string();
+    for n in 2u32.. {
+        let branch = format!("refs/heads/{BRANCH_PREFIX}{name}");
+        let taken = existing.contains(&name)
+            || worktrees_dir(root).join(&name).exists()
+            || git(root, &["rev-parse", "--verify", "--quiet", &branch])
+                .await
+                .is_ok();
+        if !taken {
+            break;
+        }
+        name = format!("{base}-{n}");
+    }
+    add_unlocked(root, &name, None).await
+}
+
+/// Makes the worktrees folder, with a `*` ignore file that hides the worktrees (and itself)
+/// from the main checkout's status.
+fn prepare_dir(root: &Path) -> Result<(), TasksError> {
+    let dir = worktrees_dir(root);
+    fsutil::create_dir(&dir)?;
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        fsutil::write_atomic(&ignore, b"*\n")?;
+    }
+    Ok(())
+}
+
+/// Adds the worktree `name` (its branch is reused if it exists); the caller holds the lock.
+async fn add_unlocked(root: &Path, name: &str, base: Option<&str>) -> Result<Worktree, TasksError> {
+    let dir = worktrees_dir(root);
     let path = dir.join(name);
     let branch = format!("{BRANCH_PREFIX}{name}");
     let path_text = path.to_string_lossy().to_string();

@@ -2,7 +2,9 @@
 //! tool's JSON Schema, and the built-in tools with Claude Code's names and input schemas.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -120,6 +122,9 @@ pub struct ToolContext {
     /// Where `Bash` with `run_in_background` starts its commands; `None` when the session keeps
     /// no background tasks (the option then fails with an explanation).
     pub background: Option<Arc<dyn BackgroundShell>>,
+    /// Makes git worktrees for subagents started with `isolation: "worktree"`; `None` when the
+    /// session has no way to (the option then fails with an explanation).
+    pub worktrees: Option<Arc<dyn WorktreeIsolation>>,
 }
 
 /// File text an editor holds: its buffers may have changes not yet saved, and it wants to show
@@ -156,6 +161,128 @@ pub trait BackgroundShell: Send + Sync + std::fmt::Debug {
         command: BackgroundCommand,
         ctx: &ToolContext,
     ) -> Result<ToolOutput, ToolError>;
+
+    /// Runs `job` as a background task of the session and returns at once with its id.
+    async fn spawn_job(&self, job: BackgroundJob) -> Result<JobStarted, ToolError> {
+        Err(ToolError::Failed(format!(
+            "this session cannot run \"{}\" in the background",
+            job.description
+        )))
+    }
+
+    /// The session's background tasks, oldest first (what `/tasks` shows).
+    fn list(&self) -> Vec<BackgroundTaskSummary> {
+        Vec::new()
+    }
+}
+
+/// The future a background job runs; it resolves to how the job ended.
+pub type JobFuture = Pin<Box<dyn Future<Output = JobEnd> + Send + 'static>>;
+
+/// Appends text to a background job's output file (what `TaskOutput` reads).
+pub type JobWriter = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Work other than a shell command to run in the background (a background subagent): the
+/// registry gives it an id, an output file and a cancellation token, then runs it.
+pub struct BackgroundJob {
+    /// The id's prefix (`agent` gives `agent_3`).
+    pub prefix: String,
+    /// The kind shown in listings (`local_agent`).
+    pub task_type: String,
+    /// What it does, in a few words.
+    pub description: String,
+    /// Builds the work once the registry has set up the job.
+    pub work: Box<dyn FnOnce(JobControl) -> JobFuture + Send>,
+}
+
+impl std::fmt::Debug for BackgroundJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundJob")
+            .field("prefix", &self.prefix)
+            .field("task_type", &self.task_type)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a background job gets from the registry that runs it.
+#[derive(Clone)]
+pub struct JobControl {
+    /// The job's task id (`agent_3`).
+    pub id: String,
+    /// Cancelled when the job must stop (`TaskStop`, the end of the session).
+    pub cancel: CancellationToken,
+    /// Writes progress to the job's output file.
+    pub write: JobWriter,
+}
+
+/// How a background job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobEnd {
+    /// Whether it did what it was started for.
+    pub success: bool,
+    /// Its final answer, appended to its output file and quoted in the completion notice.
+    pub result: String,
+    /// One line for the completion notice (`Agent "Fix the tests" completed`).
+    pub summary: String,
+}
+
+/// A background job that has been started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobStarted {
+    /// Its task id, for `TaskOutput` and `TaskStop`.
+    pub id: String,
+    /// Where its output goes.
+    pub output_file: PathBuf,
+}
+
+/// One background task as `/tasks` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackgroundTaskSummary {
+    /// Its id (`bash_1`, `agent_2`).
+    pub id: String,
+    /// Its kind (`local_bash`, `local_agent`).
+    pub kind: String,
+    /// `running`, `completed`, `failed` or `killed`.
+    pub status: String,
+    /// Its description, or its command line.
+    pub description: String,
+    /// How long it ran (or has been running).
+    pub runtime: std::time::Duration,
+}
+
+/// A git worktree made for one subagent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsolatedTree {
+    /// The worktree's name.
+    pub name: String,
+    /// Where it is checked out (the subagent's working directory).
+    pub path: PathBuf,
+    /// Its branch.
+    pub branch: String,
+}
+
+/// What became of a subagent's worktree when the subagent ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IsolationEnd {
+    /// It held no changes and was removed with its branch.
+    Removed,
+    /// It holds changes and was kept; `changes` says which.
+    Kept {
+        /// What it holds that the main checkout does not.
+        changes: String,
+    },
+}
+
+/// Makes and tidies up git worktrees for isolated subagents (implemented by keel-tasks'
+/// worktree module), so the engine can offer `isolation: "worktree"` without knowing git.
+#[async_trait]
+pub trait WorktreeIsolation: Send + Sync + std::fmt::Debug {
+    /// Creates a fresh worktree on a new branch named after `task` (a few words) for the
+    /// repository `from` is in.
+    async fn create(&self, task: &str, from: &Path) -> Result<IsolatedTree, ToolError>;
+    /// Removes `tree` and its branch if it holds no changes; keeps it otherwise.
+    async fn finish(&self, tree: &IsolatedTree) -> Result<IsolationEnd, ToolError>;
 }
 
 /// How shell commands are confined: the policy, and the program that applies it (keel itself,
@@ -182,6 +309,7 @@ impl ToolContext {
             env: Arc::new(Vec::new()),
             editor: None,
             background: None,
+            worktrees: None,
         }
     }
 
