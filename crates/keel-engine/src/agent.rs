@@ -292,7 +292,23 @@ impl Session {
         if name == NAME {
             return self.run_subagent(id, input, ctx, emitter).await;
         }
-        self.tools.call(name, input, ctx).await
+        // Output a tool reports while it runs goes out as events, in order with the rest.
+        let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let ctx = ctx.with_progress(keel_tools::Progress::new(move |text| {
+            let _ = progress_tx.send(text.to_string());
+        }));
+        let call = self.tools.call(name, input, &ctx);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                biased;
+                Some(text) = progress.recv() => emitter.emit(Event::ToolProgress {
+                    tool_use_id: id.to_string(),
+                    text,
+                }),
+                result = &mut call => return result,
+            }
+        }
     }
 
     /// Every agent the `Agent` tool can start: the built-ins, then the user's (which may

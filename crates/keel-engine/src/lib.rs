@@ -388,6 +388,10 @@ impl Session {
                     });
                     continue;
                 }
+                Op::Rewind { user_turns_back } => {
+                    self.rewind(user_turns_back, &emitter);
+                    continue;
+                }
                 other => {
                     if let Some(op) = control(&self.shared, &emitter, other) {
                         queued.push_back(op);
@@ -702,6 +706,46 @@ impl Session {
         self.messages.push(message);
     }
 
+    /// Drops the `back`-th prompt from the end and everything after it, and records the
+    /// shorter conversation (a resume replays the same one).
+    fn rewind(&mut self, back: usize, emitter: &Emitter) {
+        let prompts: Vec<usize> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| is_prompt(m))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&at) = back
+            .checked_sub(1)
+            .and_then(|k| prompts.len().checked_sub(k + 1))
+            .and_then(|i| prompts.get(i))
+        else {
+            emitter.emit(Event::Notice {
+                level: NoticeLevel::Warning,
+                message: format!(
+                    "cannot rewind {back} prompt(s): the conversation has {} (use a number from 1 to {})",
+                    prompts.len(),
+                    prompts.len()
+                ),
+            });
+            return;
+        };
+        let prompt = self.messages[at]
+            .content
+            .iter()
+            .filter_map(|b| b.text())
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        self.messages.truncate(at);
+        emitter.emit(Event::Rewound {
+            user_turns_back: back,
+            prompt,
+            messages: self.messages.clone(),
+        });
+    }
+
     fn account(&self, message: &keel_protocol::AssistantMessage, tally: &mut RunTally) {
         tally.usage.add(&message.usage);
         let model = if message.model.is_empty() {
@@ -784,8 +828,19 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
             None
         }
         Op::Interrupt => None,
-        queued @ (Op::UserInput { .. } | Op::Compact { .. }) => Some(queued),
+        queued @ (Op::UserInput { .. } | Op::Compact { .. } | Op::Rewind { .. }) => Some(queued),
     }
+}
+
+/// Whether a message is a prompt the user typed: a user message with text and no tool results
+/// (tool results travel on the user's side too).
+fn is_prompt(message: &Message) -> bool {
+    message.role == keel_protocol::Role::User
+        && message.content.iter().any(|b| b.text().is_some())
+        && !message
+            .content
+            .iter()
+            .any(|b| matches!(b, keel_protocol::ContentBlock::ToolResult { .. }))
 }
 
 /// An answer that lets a call run once, for frontends and tests.

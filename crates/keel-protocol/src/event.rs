@@ -40,6 +40,12 @@ pub enum Op {
         /// What the summary should focus on.
         instructions: Option<String>,
     },
+    /// Take the conversation back to before an earlier prompt: that prompt (counted from the
+    /// newest, 1 = the last one) and everything after it are dropped; waits for a running turn.
+    Rewind {
+        /// Which prompt, counted back from the newest (1 = the last prompt).
+        user_turns_back: usize,
+    },
     /// The frontend's answer to an [`Event::HookCallback`].
     HookResult {
         /// The callback request being answered.
@@ -331,6 +337,24 @@ pub enum Event {
         tokens_after: u64,
         /// The conversation that replaces the old one.
         messages: Vec<crate::Message>,
+    },
+    /// The conversation was taken back to before an earlier prompt ([`Op::Rewind`]); from
+    /// here on it is `messages`.
+    Rewound {
+        /// How many prompts back it went.
+        user_turns_back: usize,
+        /// The prompt that was dropped (the frontend offers it for editing).
+        prompt: String,
+        /// The conversation that replaces the old one.
+        messages: Vec<crate::Message>,
+    },
+    /// A running tool's latest output (a Bash command's stdout and stderr as they come), for a
+    /// live view; the tool's result still carries the whole output. Not recorded.
+    ToolProgress {
+        /// The call's id.
+        tool_use_id: String,
+        /// The new output.
+        text: String,
     },
     /// The session's plan changed.
     PlanUpdated {

@@ -120,6 +120,31 @@ pub struct ToolContext {
     /// Where `Bash` with `run_in_background` starts its commands; `None` when the session keeps
     /// no background tasks (the option then fails with an explanation).
     pub background: Option<Arc<dyn BackgroundShell>>,
+    /// Where a running tool reports output as it comes (Bash), for a frontend's live view;
+    /// `None` when nobody watches.
+    pub progress: Option<Progress>,
+}
+
+/// A callback that receives a running tool's output as it comes. Cheap to clone.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    /// A progress sink calling `report` with each new piece of output.
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// Reports new output.
+    pub fn report(&self, text: &str) {
+        (self.0)(text);
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 /// File text an editor holds: its buffers may have changes not yet saved, and it wants to show
@@ -182,6 +207,7 @@ impl ToolContext {
             env: Arc::new(Vec::new()),
             editor: None,
             background: None,
+            progress: None,
         }
     }
 
@@ -269,6 +295,14 @@ impl ToolContext {
     pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
         Self {
             cancel,
+            ..self.clone()
+        }
+    }
+
+    /// The same context, reporting output as it comes to `progress`.
+    pub fn with_progress(&self, progress: Progress) -> Self {
+        Self {
+            progress: Some(progress),
             ..self.clone()
         }
     }

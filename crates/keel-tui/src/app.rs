@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use keel_protocol::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PlanItem, Question};
+use keel_protocol::{
+    ApprovalAnswer, ContentBlock, Event, Message, NoticeLevel, Op, Outcome, PlanItem, Question,
+    Role,
+};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -29,6 +32,44 @@ const PASTE_COLLAPSE_LINES: usize = 10;
 const EXIT_WINDOW: Duration = Duration::from_secs(2);
 /// Most completion entries shown at once.
 const POPUP_ROWS: usize = 8;
+/// Most picker entries shown at once.
+const PICKER_ROWS: usize = 10;
+/// Lines of a running command's output shown under it.
+const TAIL_LINES: usize = 3;
+/// The most live output kept per running tool.
+const TAIL_KEEP: usize = 4096;
+
+/// An earlier session of this directory, offered by `/resume`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionChoice {
+    /// The session's id.
+    pub id: String,
+    /// When it started, as shown.
+    pub when: String,
+    /// Its first prompt, shortened.
+    pub first_prompt: String,
+}
+
+/// What a picker chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PickerKind {
+    /// `/resume`: a session id.
+    Resume,
+    /// `/model`: a model name.
+    Model,
+    /// `Esc Esc` / `/rewind`: how many prompts back.
+    Rewind,
+}
+
+/// A list the user picks one entry of with the arrows and Enter.
+#[derive(Debug, Clone)]
+struct Picker {
+    kind: PickerKind,
+    title: String,
+    /// (shown label, dim detail, value)
+    items: Vec<(String, String, String)>,
+    selected: usize,
+}
 
 /// What the UI knows at start that the events do not say.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +132,8 @@ struct Running {
     activity: Option<String>,
     /// The file's text before a Write, for its diff.
     before: Option<String>,
+    /// The newest output of a running command (Bash), for a live tail.
+    tail: String,
 }
 
 /// What the user asked for that the frontend (not the engine) must do.
@@ -110,6 +153,10 @@ pub enum Action {
     GitDiff(Option<String>),
     /// Run the configuration checks.
     Doctor,
+    /// List this directory's earlier sessions for the `/resume` picker.
+    ListSessions,
+    /// Continue this earlier session instead of the current one.
+    Resume(String),
 }
 
 /// The whole UI state.
@@ -134,6 +181,11 @@ pub struct App {
     before: HashMap<String, Option<String>>,
     approval: Option<Approval>,
     asking: Option<Asking>,
+    picker: Option<Picker>,
+    /// The prompts of this session's conversation, oldest first, as the engine counts them
+    /// for a rewind.
+    prompts: Vec<String>,
+    session_id: String,
     plan: Vec<PlanItem>,
     editor: Editor,
     history: Vec<String>,
@@ -185,6 +237,9 @@ impl App {
             before: HashMap::new(),
             approval: None,
             asking: None,
+            picker: None,
+            prompts: Vec::new(),
+            session_id: String::new(),
             plan: Vec::new(),
             editor: Editor::default(),
             history,
@@ -263,6 +318,76 @@ impl App {
         std::mem::take(&mut self.pending)
     }
 
+    /// The running session's id (empty before it started).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Opens the `/resume` picker on these sessions (newest first).
+    pub fn open_sessions(&mut self, sessions: Vec<SessionChoice>) {
+        if sessions.is_empty() {
+            self.say("no earlier sessions in this directory");
+            return;
+        }
+        let items = sessions
+            .into_iter()
+            .map(|s| (s.when, s.first_prompt, s.id))
+            .collect();
+        self.picker = Some(Picker {
+            kind: PickerKind::Resume,
+            title: "Resume a session".into(),
+            items,
+            selected: 0,
+        });
+    }
+
+    /// A session was resumed: its conversation is shown again, briefly, and becomes the one
+    /// the UI works on.
+    pub fn replay(&mut self, messages: &[Message], model: &str) {
+        self.commit_answer(true);
+        self.info.model = model.to_string();
+        self.prompts.clear();
+        self.conversation.clear();
+        self.context = None;
+        self.plan.clear();
+        for message in messages {
+            match message.role {
+                Role::User if is_prompt(message) => {
+                    let text = first_text(message);
+                    self.pending.extend(cells::user_prompt(&text, self.width));
+                    self.prompts.push(text.clone());
+                    self.conversation.push(("user".into(), text));
+                }
+                Role::User => {}
+                Role::Assistant => {
+                    let text: String = message
+                        .content
+                        .iter()
+                        .filter_map(ContentBlock::text)
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    if !text.trim().is_empty() {
+                        self.answer = text.clone();
+                        self.commit_answer(true);
+                        self.last_answer = text.clone();
+                        self.conversation.push(("assistant".into(), text));
+                    }
+                    for block in &message.content {
+                        if let ContentBlock::ToolUse { name, input, .. } = block {
+                            let arg = cells::tool_argument(name, input, &self.info.cwd);
+                            self.pending.push(cells::tool_header(name, &arg, DIM));
+                        }
+                    }
+                }
+            }
+        }
+        let prompts = self.prompts.len();
+        self.say(&format!(
+            "resumed the session ({prompts} prompt{}); go on where it left off",
+            if prompts == 1 { "" } else { "s" }
+        ));
+    }
+
     /// Whether a run is in progress.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
@@ -311,18 +436,64 @@ impl App {
     pub fn on_event(&mut self, event: Event) {
         match event {
             Event::SessionStarted {
+                session_id,
                 model,
                 permission_mode,
                 ..
             } => {
+                self.session_id = session_id.to_string();
                 self.info.model = model;
                 self.mode = permission_mode;
             }
+            Event::UserMessage { content } => {
+                let message = Message {
+                    role: Role::User,
+                    content,
+                };
+                if is_prompt(&message) {
+                    self.prompts.push(first_text(&message));
+                }
+            }
+            Event::ToolProgress { tool_use_id, text } => {
+                if let Some(tool) = self.tools.iter_mut().find(|t| t.id == tool_use_id) {
+                    tool.tail.push_str(&text);
+                    if tool.tail.len() > TAIL_KEEP {
+                        let mut cut = tool.tail.len() - TAIL_KEEP;
+                        while !tool.tail.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        tool.tail.drain(..cut);
+                    }
+                }
+            }
+            Event::Rewound {
+                user_turns_back,
+                prompt,
+                messages,
+            } => {
+                self.commit_answer(true);
+                self.prompts = messages
+                    .iter()
+                    .filter(|m| is_prompt(m))
+                    .map(first_text)
+                    .collect();
+                // The exported conversation loses the same prompts and what followed them.
+                let mut left = user_turns_back;
+                while left > 0 {
+                    match self.conversation.pop() {
+                        Some((who, _)) if who == "user" => left -= 1,
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                let shown = cells::truncate(prompt.lines().next().unwrap_or_default(), 60);
+                self.say(&format!(
+                    "rewound the conversation to before “{shown}”; edit the prompt and send it again"
+                ));
+                self.editor.set(prompt);
+            }
             // The UI registers no frontend hooks and does not ask for raw stream events.
-            Event::UserMessage { .. }
-            | Event::TurnStarted { .. }
-            | Event::HookCallback { .. }
-            | Event::StreamEvent { .. } => {}
+            Event::TurnStarted { .. } | Event::HookCallback { .. } | Event::StreamEvent { .. } => {}
             Event::TextDelta { text } => {
                 self.thinking = false;
                 self.output_chars += text.len();
@@ -364,6 +535,7 @@ impl App {
                     started: Instant::now(),
                     activity: None,
                     before,
+                    tail: String::new(),
                 });
             }
             Event::ToolResult {
@@ -458,10 +630,18 @@ impl App {
             Event::Compacted {
                 tokens_before,
                 tokens_after,
+                messages,
                 ..
-            } => self.say(&format!(
-                "conversation compacted ({tokens_before} → {tokens_after} tokens)"
-            )),
+            } => {
+                self.prompts = messages
+                    .iter()
+                    .filter(|m| is_prompt(m))
+                    .map(first_text)
+                    .collect();
+                self.say(&format!(
+                    "conversation compacted ({tokens_before} → {tokens_after} tokens)"
+                ));
+            }
             Event::PlanUpdated { items } => self.plan = items,
             Event::PermissionModeChanged { mode } => self.mode = mode,
             Event::ModelChanged { model } => self.info.model = model,
@@ -614,6 +794,10 @@ impl App {
             self.search_key(key);
             return;
         }
+        if self.picker.is_some() {
+            self.picker_key(key);
+            return;
+        }
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         let popup = self.popup();
@@ -628,9 +812,14 @@ impl App {
                     .is_some_and(|t| t.elapsed() < Duration::from_millis(800))
                 {
                     self.esc_at = None;
-                    // Esc Esc: the previous prompt comes back to edit and send again.
-                    if let Some(last) = self.history.last() {
-                        self.editor.set(last.clone());
+                    // Esc Esc: pick an earlier prompt of this conversation to go back to;
+                    // without one, the previous prompt comes back to edit and send again.
+                    if self.prompts.is_empty() {
+                        if let Some(last) = self.history.last() {
+                            self.editor.set(last.clone());
+                        }
+                    } else {
+                        self.open_rewind();
                     }
                 } else {
                     self.esc_at = Some(Instant::now());
@@ -723,6 +912,122 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    fn picker_key(&mut self, key: KeyEvent) {
+        let Some(picker) = self.picker.as_mut() else {
+            return;
+        };
+        let count = picker.items.len();
+        let pick = match key.code {
+            KeyCode::Esc => {
+                self.picker = None;
+                return;
+            }
+            KeyCode::Up => {
+                picker.selected = picker.selected.saturating_sub(1);
+                None
+            }
+            KeyCode::Down | KeyCode::Tab => {
+                picker.selected = (picker.selected + 1).min(count.saturating_sub(1));
+                None
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                (1..=count).contains(&n).then(|| n - 1)
+            }
+            KeyCode::Enter => Some(picker.selected),
+            _ => None,
+        };
+        let Some(pick) = pick else { return };
+        let Some(picker) = self.picker.take() else {
+            return;
+        };
+        let Some((_, _, value)) = picker.items.get(pick).cloned() else {
+            return;
+        };
+        match picker.kind {
+            PickerKind::Model => {
+                self.ops.push(Op::SetModel { model: value });
+            }
+            PickerKind::Resume => self.actions.push(Action::Resume(value)),
+            PickerKind::Rewind => {
+                let back = value.parse::<usize>().unwrap_or(1);
+                self.ops.push(Op::Rewind {
+                    user_turns_back: back,
+                });
+            }
+        }
+    }
+
+    /// The rewind picker: this conversation's prompts, newest first.
+    fn open_rewind(&mut self) {
+        if self.prompts.is_empty() {
+            self.say("nothing to rewind: no prompt was sent in this conversation yet");
+            return;
+        }
+        let items = self
+            .prompts
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, p)| {
+                let first = p.lines().next().unwrap_or_default().to_string();
+                let back = i + 1;
+                let detail = if back == 1 {
+                    "the last prompt".to_string()
+                } else {
+                    format!("{back} prompts back")
+                };
+                (first, detail, back.to_string())
+            })
+            .collect();
+        self.picker = Some(Picker {
+            kind: PickerKind::Rewind,
+            title: "Rewind to before which prompt? (it comes back to edit)".into(),
+            items,
+            selected: 0,
+        });
+    }
+
+    /// The `/model` picker: the model in use, Claude Code's aliases and the providers'
+    /// defaults.
+    fn open_models(&mut self) {
+        let current = self.info.model.clone();
+        let mut items: Vec<(String, String, String)> =
+            vec![(current.clone(), "in use".into(), current.clone())];
+        let mut add = |label: &str, detail: &str, model: &str| {
+            if !items.iter().any(|(_, _, m)| m == model) {
+                items.push((label.to_string(), detail.to_string(), model.to_string()));
+            }
+        };
+        if current.to_ascii_lowercase().starts_with("claude") {
+            for (alias, what) in [
+                ("sonnet", "balanced, the default"),
+                ("opus", "most capable"),
+                ("haiku", "fastest"),
+            ] {
+                let model = keel_model::models::resolve_alias(alias, &current);
+                add(&format!("{alias} ({model})"), what, &model);
+            }
+        } else {
+            add(
+                keel_model::models::DEFAULT_OPENAI_MODEL,
+                "OpenAI's default",
+                keel_model::models::DEFAULT_OPENAI_MODEL,
+            );
+            add(
+                keel_model::models::DEFAULT_OPENROUTER_MODEL,
+                "OpenRouter's default",
+                keel_model::models::DEFAULT_OPENROUTER_MODEL,
+            );
+        }
+        self.picker = Some(Picker {
+            kind: PickerKind::Model,
+            title: "Switch the model (/model <name> sets any other)".into(),
+            items,
+            selected: 0,
+        });
     }
 
     fn hint(&mut self, text: &str) {
@@ -1233,6 +1538,31 @@ impl App {
                 echo(self);
                 self.actions.push(Action::Doctor);
             }
+            "model" if args.is_empty() => {
+                echo(self);
+                self.open_models();
+            }
+            "resume" | "continue" => {
+                echo(self);
+                if args.is_empty() {
+                    self.actions.push(Action::ListSessions);
+                } else {
+                    self.actions.push(Action::Resume(args.to_string()));
+                }
+            }
+            "rewind" => {
+                echo(self);
+                if args.is_empty() {
+                    self.open_rewind();
+                } else {
+                    match args.parse::<usize>() {
+                        Ok(back) if back > 0 => self.ops.push(Op::Rewind {
+                            user_turns_back: back,
+                        }),
+                        _ => self.say("/rewind takes how many prompts back, e.g. /rewind 2"),
+                    }
+                }
+            }
             _ => return false,
         }
         true
@@ -1283,6 +1613,18 @@ impl App {
                 Color::DarkGray
             };
             rows.push(cells::tool_header(&tool.name, &arg, Style::new().fg(blink)));
+            let tail = tail_lines(&tool.tail, TAIL_LINES);
+            if tool.activity.is_none() && !tail.is_empty() {
+                for (i, line) in tail.iter().enumerate() {
+                    let lead = if i == 0 { "  ⎿  " } else { "     " };
+                    let text = cells::truncate(
+                        &format!("{lead}{line}"),
+                        usize::from(width).saturating_sub(1),
+                    );
+                    rows.push(Line::styled(text, DIM));
+                }
+                continue;
+            }
             let detail = match &tool.activity {
                 Some(a) => format!("  ⎿  {a}"),
                 None => format!("  ⎿  running… {}s", tool.started.elapsed().as_secs()),
@@ -1320,6 +1662,8 @@ impl App {
             rows.extend(approval_rows(approval, &self.info.cwd, width));
         } else if let Some(asking) = &self.asking {
             rows.extend(question_rows(asking, width));
+        } else if let Some(picker) = &self.picker {
+            rows.extend(picker_rows(picker, width));
         } else if let Some(query) = &self.search {
             rows.push(rule.clone());
             let found = self.search_match().cloned().unwrap_or_default();
@@ -1466,6 +1810,90 @@ fn approval_rows(approval: &Approval, cwd: &std::path::Path, width: u16) -> Vec<
     }
     rows.push(rule);
     rows
+}
+
+fn picker_rows(picker: &Picker, width: u16) -> Vec<Line<'static>> {
+    let accent = Style::new().fg(Color::Cyan);
+    let rule = Line::styled("─".repeat(usize::from(width)), accent);
+    let mut rows = vec![
+        rule.clone(),
+        Line::styled(picker.title.clone(), accent.add_modifier(Modifier::BOLD)),
+    ];
+    let start = picker.selected.saturating_sub(PICKER_ROWS - 1);
+    for (i, (label, detail, _)) in picker
+        .items
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(PICKER_ROWS)
+    {
+        let selected = i == picker.selected;
+        let marker = if selected { "❯" } else { " " };
+        let style = if selected {
+            accent.add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        let head = cells::truncate(
+            &format!("{marker} {}. {label}", i + 1),
+            usize::from(width).saturating_sub(2),
+        );
+        let room = usize::from(width).saturating_sub(head.chars().count() + 2);
+        let mut spans = vec![Span::styled(head, style)];
+        if !detail.is_empty() && room > 8 {
+            spans.push(Span::styled(
+                format!("  {}", cells::truncate(detail, room)),
+                DIM,
+            ));
+        }
+        rows.push(Line::from(spans));
+    }
+    rows.push(Line::styled(
+        "  ↑/↓ or number · enter picks · esc closes",
+        DIM,
+    ));
+    rows.push(rule);
+    rows
+}
+
+/// The last `count` lines of a command's output as a terminal would show them: a carriage
+/// return starts the line over (progress bars), control characters are dropped.
+fn tail_lines(tail: &str, count: usize) -> Vec<String> {
+    let mut lines: Vec<String> = tail
+        .lines()
+        .map(|l| {
+            let l = l.rsplit('\r').find(|p| !p.is_empty()).unwrap_or_default();
+            l.chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let skip = lines.len().saturating_sub(count);
+    lines.drain(..skip);
+    lines
+}
+
+/// Whether a user message is a prompt (text, no tool results), as the engine counts prompts
+/// for a rewind.
+fn is_prompt(message: &Message) -> bool {
+    message.role == Role::User
+        && message.content.iter().any(|b| b.text().is_some())
+        && !message
+            .content
+            .iter()
+            .any(|b| matches!(b, ContentBlock::ToolResult { .. }))
+}
+
+/// A message's first text block.
+fn first_text(message: &Message) -> String {
+    message
+        .content
+        .iter()
+        .find_map(ContentBlock::text)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn question_rows(asking: &Asking, width: u16) -> Vec<Line<'static>> {

@@ -22,7 +22,7 @@ pub mod markdown;
 pub mod term;
 pub mod wrap;
 
-pub use app::{Action, App, Startup};
+pub use app::{Action, App, SessionChoice, Startup};
 
 /// Why the terminal UI could not run.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +78,8 @@ pub async fn run(
         version: version.to_string(),
         history: load_history(&history_path),
     };
-    let session = prepared.session;
-    let (ops, ops_rx) = mpsc::unbounded_channel::<Op>();
-    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let engine = tokio::spawn(session.serve(ops_rx, events_tx));
+    let mut provider = Provider::of(&prepared);
+    let mut live = Live::serve(prepared);
 
     let mut screen = term::Screen::start()?;
     let mut app = App::new(startup, screen.width(), screen.height());
@@ -89,6 +87,7 @@ pub async fn run(
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let (shell_tx, mut shell_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let (say_tx, mut say_rx) = mpsc::unbounded_channel::<String>();
     let mut files = Some(files);
     let mut last_draw = Instant::now() - FRAME;
     let mut dirty = true;
@@ -126,17 +125,21 @@ pub async fn run(
                     dirty = true;
                     last_draw = Instant::now() - FRAME;
                 }
-                event = events.recv() => {
+                event = live.events.recv() => {
                     let Some(event) = event else { break };
                     app.on_event(event);
                     // Take whatever else has arrived before drawing once.
-                    while let Ok(event) = events.try_recv() {
+                    while let Ok(event) = live.events.try_recv() {
                         app.on_event(event);
                     }
                     dirty = true;
                 }
                 Some((command, output)) = shell_rx.recv() => {
                     app.shell_output(&command, &output);
+                    dirty = true;
+                }
+                Some(text) = say_rx.recv() => {
+                    app.say(&text);
                     dirty = true;
                 }
                 found = async {
@@ -157,7 +160,7 @@ pub async fn run(
                 () = tokio::time::sleep(wait) => {}
             }
             for op in app.take_ops() {
-                if ops.send(op).is_err() {
+                if live.ops.send(op).is_err() {
                     return Ok(());
                 }
             }
@@ -171,6 +174,27 @@ pub async fn run(
             for action in app.take_actions() {
                 match action {
                     Action::Exit => exit = true,
+                    Action::Resume(id) => {
+                        if let Some(next) = resume(&id, &options, ws, &mut app).await {
+                            provider = Provider::of(&next);
+                            let messages = next.session.messages().to_vec();
+                            let model = next.model.clone();
+                            let old = std::mem::replace(&mut live, Live::serve(next));
+                            old.close().await;
+                            app.replay(&messages, &model);
+                        }
+                    }
+                    Action::Doctor => {
+                        let checks = Checks {
+                            local: doctor(ws),
+                            provider: provider.clone(),
+                            mcp: live.mcp.clone(),
+                        };
+                        let say = say_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = say.send(checks.run().await);
+                        });
+                    }
                     other => perform(other, &mut app, ws, &shell_tx),
                 }
                 dirty = true;
@@ -186,10 +210,166 @@ pub async fn run(
     let rest = app.take_scrollback();
     let _ = screen.insert(&rest);
     screen.finish()?;
-    drop(ops);
-    // The engine closes its transcript once it sees no more ops will come.
-    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    live.close().await;
     result
+}
+
+/// The session being served: its ops in, its events out, and its MCP servers.
+struct Live {
+    ops: mpsc::UnboundedSender<Op>,
+    events: mpsc::UnboundedReceiver<Event>,
+    engine: tokio::task::JoinHandle<()>,
+    mcp: Option<keel_mcp::McpManager>,
+}
+
+impl Live {
+    fn serve(prepared: keel_setup::Prepared) -> Self {
+        let (ops, ops_rx) = mpsc::unbounded_channel::<Op>();
+        let (events_tx, events) = mpsc::unbounded_channel::<Event>();
+        let mcp = prepared.mcp.clone();
+        let engine = tokio::spawn(prepared.session.serve(ops_rx, events_tx));
+        Self {
+            ops,
+            events,
+            engine,
+            mcp,
+        }
+    }
+
+    /// Ends the session: the engine closes its transcript once it sees no more ops will come.
+    async fn close(self) {
+        drop(self.ops);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.engine).await;
+    }
+}
+
+/// Builds the session `/resume` continues, or says why it cannot.
+async fn resume(
+    id: &str,
+    options: &SessionOptions,
+    ws: &Workspace,
+    app: &mut App,
+) -> Option<keel_setup::Prepared> {
+    if app.is_running() {
+        app.say("a turn is running: interrupt it (esc) before resuming another session");
+        return None;
+    }
+    if id == app.session_id() {
+        app.say("that is the session already open");
+        return None;
+    }
+    let mut next = options.clone();
+    next.resume = Some(id.to_string());
+    next.continue_session = false;
+    next.session_id = None;
+    next.fork_session = false;
+    let extras = Extras {
+        answers_questions: true,
+        ..Extras::default()
+    };
+    match prepare_with(&next, ws, Approver::Interactive, extras).await {
+        Ok(prepared) => Some(prepared),
+        Err(e) => {
+            app.say(&format!("could not resume {id}: {e}"));
+            None
+        }
+    }
+}
+
+/// Where the session's model requests go, for `/doctor`.
+#[derive(Debug, Clone)]
+struct Provider {
+    name: String,
+    base_url: String,
+}
+
+impl Provider {
+    fn of(prepared: &keel_setup::Prepared) -> Self {
+        Self {
+            name: prepared.provider.clone(),
+            base_url: prepared.base_url.clone(),
+        }
+    }
+}
+
+/// The `/doctor` checks that need the network or the session, run off the UI's loop.
+struct Checks {
+    local: String,
+    provider: Provider,
+    mcp: Option<keel_mcp::McpManager>,
+}
+
+/// How long `/doctor` waits for the provider to answer.
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Checks {
+    async fn run(self) -> String {
+        let mut lines = vec![self.local];
+        lines.push(reachability(&self.provider).await);
+        match &self.mcp {
+            None => lines.push("MCP servers: none configured".to_string()),
+            Some(manager) => {
+                let statuses = manager.statuses();
+                if statuses.is_empty() {
+                    lines.push("MCP servers: none configured".to_string());
+                }
+                for (name, status) in statuses {
+                    lines.push(format!("MCP server {name}: {status}"));
+                }
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+/// Whether the provider's base URL answers: any HTTP status means it is reachable (keel sends
+/// no key here, so 401 and 404 are normal); a connection error or timeout is reported as is.
+async fn reachability(provider: &Provider) -> String {
+    let url = &provider.base_url;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return format!(
+            "provider: {} ({url}), nothing to reach over the network",
+            provider.name
+        );
+    }
+    let client = match reqwest::Client::builder().timeout(REACH_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(e) => {
+            return format!(
+                "provider: {} at {url}: cannot make a client: {e}",
+                provider.name
+            );
+        }
+    };
+    match client.get(url).send().await {
+        Ok(response) => format!(
+            "provider: {} at {url} is reachable (HTTP {})",
+            provider.name,
+            response.status().as_u16()
+        ),
+        Err(e) if e.is_timeout() => format!(
+            "provider: {} at {url} did not answer within {}s: check the network or the base URL",
+            provider.name,
+            REACH_TIMEOUT.as_secs()
+        ),
+        Err(e) => format!(
+            "provider: {} at {url} is NOT reachable: {}",
+            provider.name,
+            error_chain(&e)
+        ),
+    }
+}
+
+/// An error with its causes, which for a connection failure say what actually went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn draw<W: Write>(screen: &mut term::Screen<W>, app: &mut App) -> std::io::Result<()> {
@@ -206,7 +386,27 @@ fn perform(
     shell: &mpsc::UnboundedSender<(String, String)>,
 ) {
     match action {
-        Action::Exit => {}
+        Action::Exit | Action::Resume(_) | Action::Doctor => {}
+        Action::ListSessions => {
+            let store = keel_session::SessionStore::new(&ws.home);
+            match store.list(Some(&ws.cwd)) {
+                Ok(sessions) => {
+                    let current = app.session_id().to_string();
+                    let choices = sessions
+                        .into_iter()
+                        .filter(|s| s.id != current)
+                        .take(50)
+                        .map(|s| SessionChoice {
+                            when: s.started.get(..16).unwrap_or(&s.started).replace('T', " "),
+                            first_prompt: s.first_prompt,
+                            id: s.id,
+                        })
+                        .collect();
+                    app.open_sessions(choices);
+                }
+                Err(e) => app.say(&format!("could not list the sessions: {e}")),
+            }
+        }
         Action::Shell(command) => {
             let cwd = ws.cwd.clone();
             let shell = shell.clone();
@@ -284,10 +484,6 @@ fn perform(
                 Some(request) => app.prompt(format!("{request}\n\n```diff\n{diff}\n```")),
                 None => app.print(color_diff(&diff)),
             }
-        }
-        Action::Doctor => {
-            let report = doctor(ws);
-            app.say(&report);
         }
     }
 }
