@@ -376,3 +376,134 @@ async fn the_model_asks_a_question_and_a_number_key_answers_it() {
     let text = results[0]["content"].to_string();
     assert!(text.contains("SQLite"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_picker_switches_the_model_for_the_next_request() {
+    let h = Harness::new(vec![ScriptedTurn::text("Answered by opus.")]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/model");
+    pane.wait_text("Show or switch the model").await;
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Switch the model").await;
+    assert!(screen.contains("1. claude-sonnet-4-5"), "{screen}");
+    assert!(screen.contains("opus (claude-opus-4-1)"), "{screen}");
+    assert!(screen.contains("haiku (claude-haiku-4-5)"), "{screen}");
+    pane.press(&["Down"]);
+    pane.press(&["Enter"]);
+    pane.wait_text("claude-opus-4-1 · default").await;
+    pane.type_text("hello");
+    pane.press(&["Enter"]);
+    pane.wait_text("Answered by opus.").await;
+    assert_eq!(h.requests()[0].body["model"], "claude-opus-4-1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rewind_drops_an_earlier_prompt_and_brings_it_back_to_edit() {
+    let h = Harness::new(vec![
+        ScriptedTurn::text("First answer."),
+        ScriptedTurn::text("Second answer."),
+        ScriptedTurn::text("Answer to the edited prompt."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("first question");
+    pane.press(&["Enter"]);
+    pane.wait_text("First answer.").await;
+    pane.type_text("second question");
+    pane.press(&["Enter"]);
+    pane.wait_text("Second answer.").await;
+    pane.wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
+        .await;
+    // Esc Esc opens the list of this conversation's prompts, newest first.
+    pane.press(&["Escape"]);
+    pane.press(&["Escape"]);
+    let screen = pane.wait_text("Rewind to before which prompt?").await;
+    assert!(screen.contains("1. second question"), "{screen}");
+    assert!(screen.contains("2. first question"), "{screen}");
+    pane.press(&["1"]);
+    pane.wait_text("> second question").await;
+    pane.wait_text("rewound the conversation").await;
+    pane.press(&["C-u"]);
+    pane.type_text("edited question");
+    pane.press(&["Enter"]);
+    pane.wait_text("Answer to the edited prompt.").await;
+    // The model saw the first exchange and the edited prompt, not the dropped one.
+    let sent = &h.requests()[2].body["messages"];
+    let texts: Vec<String> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"][0]["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(texts, ["first question", "First answer.", "edited question"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_bash_command_shows_its_latest_output() {
+    let h = Harness::new(vec![
+        ScriptedTurn::tool_use(
+            "Bash",
+            json!({"command": "echo step-one; echo step-two; while [ ! -e go ]; do sleep 0.05; done; echo step-three"}),
+        ),
+        ScriptedTurn::text("The command finished."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "--allowedTools Bash");
+    pane.ready().await;
+    pane.type_text("run the steps");
+    pane.press(&["Enter"]);
+    // While the command waits, its output so far is under its entry.
+    let screen = pane
+        .wait_screen("the running command's output", |s| {
+            s.contains("step-two") && s.contains("esc to interrupt)")
+        })
+        .await;
+    assert!(screen.contains("⎿  step-one"), "{screen}");
+    assert!(!screen.contains("step-three"), "{screen}");
+    std::fs::write(h.path("go"), "").unwrap();
+    pane.wait_text("The command finished.").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_resume_picker_continues_an_earlier_session() {
+    let h = Harness::new(vec![
+        ScriptedTurn::text("Earlier answer."),
+        ScriptedTurn::text("Continued answer."),
+    ])
+    .await;
+    let out = h.run(&["-p", "earlier question"]).await;
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/resume");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Resume a session").await;
+    assert!(screen.contains("earlier question"), "{screen}");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("resumed the session").await;
+    assert!(screen.contains("> earlier question"), "{screen}");
+    assert!(screen.contains("Earlier answer."), "{screen}");
+    pane.type_text("and then?");
+    pane.press(&["Enter"]);
+    pane.wait_text("Continued answer.").await;
+    let sent = &h.requests()[1].body["messages"];
+    assert_eq!(sent[0]["content"][0]["text"], "earlier question");
+    assert_eq!(sent[2]["content"][0]["text"], "and then?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_provider_reachability_and_mcp_servers() {
+    let h = Harness::new(vec![]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/doctor");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("is reachable (HTTP").await;
+    assert!(
+        screen.contains(&format!("provider: anthropic at {}", h.server.url())),
+        "{screen}"
+    );
+    assert!(screen.contains("MCP servers: none configured"), "{screen}");
+}
