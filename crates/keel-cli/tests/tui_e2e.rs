@@ -435,9 +435,17 @@ async fn rewind_drops_an_earlier_prompt_and_brings_it_back_to_edit() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["content"][0]["text"].as_str().unwrap_or_default().to_string())
+        .map(|m| {
+            m["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
         .collect();
-    assert_eq!(texts, ["first question", "First answer.", "edited question"]);
+    assert_eq!(
+        texts,
+        ["first question", "First answer.", "edited question"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -506,4 +514,38 @@ async fn doctor_reports_provider_reachability_and_mcp_servers() {
         "{screen}"
     );
     assert!(screen.contains("MCP servers: none configured"), "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pasted_image_path_is_sent_as_an_image_block() {
+    let h = Harness::new(vec![ScriptedTurn::text("It is a tiny picture.")]).await;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(b"not really pixels");
+    std::fs::write(h.path("shot.png"), &png).unwrap();
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    // Ctrl+V reads the clipboard; this machine has no clipboard, and keel says what to do.
+    pane.press(&["C-v"]);
+    pane.wait_text("file's path instead").await;
+    // A dragged file arrives as a bracketed paste of its path.
+    pane.tmux(&[
+        "set-buffer",
+        "-b",
+        "img",
+        "--",
+        &h.path("shot.png").display().to_string(),
+    ]);
+    pane.tmux(&["paste-buffer", "-p", "-b", "img"]);
+    pane.wait_text("> [Image #1]").await;
+    pane.type_text(" what is this?");
+    pane.press(&["Enter"]);
+    pane.wait_text("It is a tiny picture.").await;
+    let content = &h.requests()[0].body["messages"][0]["content"];
+    assert_eq!(content[0]["text"], "[Image #1] what is this?");
+    assert_eq!(content[1]["type"], "image");
+    assert_eq!(content[1]["source"]["media_type"], "image/png");
+    assert_eq!(
+        content[1]["source"]["data"],
+        "iVBORw0KGgpub3QgcmVhbGx5IHBpeGVscw=="
+    );
 }

@@ -519,6 +519,7 @@ impl Session {
             transcript: None,
             hooks: self.hooks.clone(),
             pending_context: Vec::new(),
+            pending_images: Vec::new(),
             // Its MCP tools are in its tool set already; refreshing would add the rest.
             mcp: None,
             depth,

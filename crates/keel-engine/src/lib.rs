@@ -139,6 +139,8 @@ pub struct Session {
     hooks: Option<hooks::Hooks>,
     /// Context hooks added (SessionStart), given to the model with the next prompt.
     pending_context: Vec<String>,
+    /// Images sent with the prompt being handled, for its user message.
+    pending_images: Vec<keel_protocol::ContentBlock>,
     mcp: Option<keel_mcp::McpManager>,
     /// How deep in subagents this session runs (0 for the main agent).
     depth: u32,
@@ -226,6 +228,7 @@ impl Session {
             transcript: setup.transcript,
             hooks: setup.hooks.map(hooks::Hooks::new),
             pending_context: Vec::new(),
+            pending_images: Vec::new(),
             mcp: setup.mcp,
             depth: 0,
             ext: Arc::new(Extensions::default()),
@@ -370,6 +373,10 @@ impl Session {
             };
             let prompt = match next {
                 Op::UserInput { text } => text,
+                Op::UserInputWithImages { text, images } => {
+                    self.pending_images = images.iter().map(|i| i.to_block()).collect();
+                    text
+                }
                 Op::Compact { instructions } => {
                     let cancel = CancellationToken::new();
                     let message = match self
@@ -482,6 +489,9 @@ impl Session {
             Some(refused) => refused,
             None => {
                 let mut message = Message::user_text(prompt);
+                message
+                    .content
+                    .extend(std::mem::take(&mut self.pending_images));
                 message.content.extend(
                     context
                         .into_iter()
@@ -828,7 +838,10 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
             None
         }
         Op::Interrupt => None,
-        queued @ (Op::UserInput { .. } | Op::Compact { .. } | Op::Rewind { .. }) => Some(queued),
+        queued @ (Op::UserInput { .. }
+        | Op::UserInputWithImages { .. }
+        | Op::Compact { .. }
+        | Op::Rewind { .. }) => Some(queued),
     }
 }
 

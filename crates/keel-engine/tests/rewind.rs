@@ -222,3 +222,36 @@ async fn a_running_bash_command_reports_its_output_before_it_finishes() {
     engine.await.unwrap();
     assert!(finished);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_sent_with_a_prompt_go_into_its_user_message_after_the_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = MockModelServer::start(Script::new(vec![ScriptedTurn::text("a red dot")]))
+        .await
+        .unwrap();
+    let events = serve(
+        &server,
+        dir.path(),
+        None,
+        vec![Op::UserInputWithImages {
+            text: "what is in [Image #1]?".into(),
+            images: vec![keel_protocol::ImageInput {
+                media_type: "image/png".into(),
+                data: "iVBORw0KGgo=".into(),
+            }],
+        }],
+    )
+    .await;
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::RunFinished { .. }))
+    );
+    let content = &server.requests()[0].body["messages"][0]["content"];
+    assert_eq!(content[0]["text"], "what is in [Image #1]?");
+    assert_eq!(content[1]["type"], "image");
+    assert_eq!(
+        content[1]["source"],
+        json!({"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="})
+    );
+}

@@ -16,6 +16,14 @@ pub enum Op {
         /// The prompt text.
         text: String,
     },
+    /// A new user prompt with images (pasted or attached in a terminal UI); the images go into
+    /// the user message after the text.
+    UserInputWithImages {
+        /// The prompt text.
+        text: String,
+        /// The images, in order.
+        images: Vec<ImageInput>,
+    },
     /// Stop the running turn: cancel the model stream and any running tool, keep what exists.
     Interrupt,
     /// The user's answer to an [`Event::ApprovalRequested`].
@@ -61,6 +69,25 @@ pub enum Op {
         /// multi-select question, or the user's own words). Empty when the user declined.
         answers: BTreeMap<String, String>,
     },
+}
+
+/// An image sent with a prompt, as the Messages API's base64 image source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInput {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub media_type: String,
+    /// The image's bytes, base64-encoded.
+    pub data: String,
+}
+
+impl ImageInput {
+    /// The image as a user message content block.
+    pub fn to_block(&self) -> crate::ContentBlock {
+        crate::ContentBlock::Other(serde_json::json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": self.media_type, "data": self.data},
+        }))
+    }
 }
 
 /// What a frontend-run hook callback (an Agent SDK hook) answered.

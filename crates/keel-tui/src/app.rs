@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use keel_protocol::{
-    ApprovalAnswer, ContentBlock, Event, Message, NoticeLevel, Op, Outcome, PlanItem, Question,
-    Role,
+    ApprovalAnswer, ContentBlock, Event, ImageInput, Message, NoticeLevel, Op, Outcome, PlanItem,
+    Question, Role,
 };
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -157,6 +157,8 @@ pub enum Action {
     ListSessions,
     /// Continue this earlier session instead of the current one.
     Resume(String),
+    /// Read an image from the clipboard and attach it ([`App::attach_image`]).
+    PasteImage,
 }
 
 /// The whole UI state.
@@ -194,6 +196,9 @@ pub struct App {
     search: Option<String>,
     stash: Option<String>,
     pastes: Vec<String>,
+    /// Images attached to the prompt being written, by their placeholder's number.
+    images: Vec<(usize, ImageInput)>,
+    image_count: usize,
     popup_selected: usize,
     popup_dismissed: bool,
     commands: Vec<Command>,
@@ -248,6 +253,8 @@ impl App {
             search: None,
             stash: None,
             pastes: Vec::new(),
+            images: Vec::new(),
+            image_count: 0,
             popup_selected: 0,
             popup_dismissed: false,
             commands,
@@ -751,6 +758,34 @@ impl App {
 
     // ----- keys -----
 
+    /// Attaches an image to the prompt being written, shown as `[Image #N]` in it; bytes that
+    /// are not a PNG, JPEG, GIF or WebP image are refused with a message.
+    pub fn attach_image(&mut self, bytes: &[u8]) {
+        let Some(media_type) = image_type(bytes) else {
+            self.say("that is not an image keel can send (PNG, JPEG, GIF or WebP)");
+            return;
+        };
+        if bytes.len() > MAX_IMAGE_BYTES {
+            self.say(&format!(
+                "the image is too large to send ({} MB; the limit is {} MB)",
+                bytes.len() / 1_000_000,
+                MAX_IMAGE_BYTES / 1_000_000
+            ));
+            return;
+        }
+        self.image_count += 1;
+        let n = self.image_count;
+        self.images.push((
+            n,
+            ImageInput {
+                media_type: media_type.to_string(),
+                data: crate::base64_encode(bytes),
+            },
+        ));
+        self.editor.insert(&format!("[Image #{n}]"));
+        self.popup_dismissed = false;
+    }
+
     /// Text pasted into the terminal (bracketed paste).
     pub fn on_paste(&mut self, text: &str) {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
@@ -758,6 +793,14 @@ impl App {
             && let Some(message) = approval.deny_message.as_mut()
         {
             message.insert(&text);
+            return;
+        }
+        // A dragged or pasted image file's path attaches the image.
+        if let Some(path) = image_path(&text, &self.info.cwd) {
+            match std::fs::read(&path) {
+                Ok(bytes) => self.attach_image(&bytes),
+                Err(e) => self.say(&format!("could not read {}: {e}", path.display())),
+            }
             return;
         }
         let lines = text.lines().count();
@@ -898,6 +941,7 @@ impl App {
                     });
                 }
                 's' => self.toggle_stash(),
+                'v' => self.actions.push(Action::PasteImage),
                 'r' => self.search = Some(String::new()),
                 'l' => {}
                 _ => {}
@@ -1432,8 +1476,20 @@ impl App {
         if std::mem::take(&mut self.think_next) && !text.starts_with('/') {
             prompt.push_str("\n\nThink hard about this.");
         }
+        let images: Vec<ImageInput> = std::mem::take(&mut self.images)
+            .into_iter()
+            .filter(|(n, _)| text.contains(&format!("[Image #{n}]")))
+            .map(|(_, image)| image)
+            .collect();
         self.conversation.push(("user".into(), text));
-        self.ops.push(Op::UserInput { text: prompt });
+        if images.is_empty() {
+            self.ops.push(Op::UserInput { text: prompt });
+        } else {
+            self.ops.push(Op::UserInputWithImages {
+                text: prompt,
+                images,
+            });
+        }
         if self.running.is_none() {
             self.running = Some(Instant::now());
             self.output_chars = 0;
@@ -1873,6 +1929,50 @@ fn tail_lines(tail: &str, count: usize) -> Vec<String> {
     let skip = lines.len().saturating_sub(count);
     lines.drain(..skip);
     lines
+}
+
+/// The largest image sent (the API refuses images over 5 MB).
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// The media type of image bytes, from their signature.
+fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() > 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// The image file pasted text names, if it is one: a single path (as terminals paste a
+/// dragged file: maybe quoted, maybe `file://`, spaces maybe escaped) to an existing file with
+/// an image extension.
+fn image_path(text: &str, cwd: &std::path::Path) -> Option<PathBuf> {
+    let text = text.trim();
+    if text.is_empty() || text.contains('\n') {
+        return None;
+    }
+    let unquoted = text
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
+        .unwrap_or(text);
+    let raw = unquoted.strip_prefix("file://").unwrap_or(unquoted);
+    let raw = raw.replace("\\ ", " ");
+    let lower = raw.to_ascii_lowercase();
+    if ![".png", ".jpg", ".jpeg", ".gif", ".webp"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+    {
+        return None;
+    }
+    let path = cwd.join(raw);
+    path.is_file().then_some(path)
 }
 
 /// Whether a user message is a prompt (text, no tool results), as the engine counts prompts

@@ -88,6 +88,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     let (shell_tx, mut shell_rx) = mpsc::unbounded_channel::<(String, String)>();
     let (say_tx, mut say_rx) = mpsc::unbounded_channel::<String>();
+    let (image_tx, mut image_rx) = mpsc::unbounded_channel::<Result<Vec<u8>, String>>();
     let mut files = Some(files);
     let mut last_draw = Instant::now() - FRAME;
     let mut dirty = true;
@@ -142,6 +143,13 @@ pub async fn run(
                     app.say(&text);
                     dirty = true;
                 }
+                Some(image) = image_rx.recv() => {
+                    match image {
+                        Ok(bytes) => app.attach_image(&bytes),
+                        Err(problem) => app.say(&problem),
+                    }
+                    dirty = true;
+                }
                 found = async {
                     match files.as_mut() {
                         Some(walk) => walk.await,
@@ -183,6 +191,12 @@ pub async fn run(
                             old.close().await;
                             app.replay(&messages, &model);
                         }
+                    }
+                    Action::PasteImage => {
+                        let images = image_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = images.send(clipboard_image().await);
+                        });
                     }
                     Action::Doctor => {
                         let checks = Checks {
@@ -273,6 +287,47 @@ async fn resume(
             app.say(&format!("could not resume {id}: {e}"));
             None
         }
+    }
+}
+
+/// The clipboard's image, read with the desktop's clipboard tool (`wl-paste` on Wayland,
+/// `xclip` on X11): keel links no windowing-system library of its own.
+async fn clipboard_image() -> Result<Vec<u8>, String> {
+    let tools: [(&str, &[&str]); 2] = [
+        ("wl-paste", &["--no-newline", "--type", "image/png"]),
+        (
+            "xclip",
+            &["-selection", "clipboard", "-target", "image/png", "-out"],
+        ),
+    ];
+    let mut tried = Vec::new();
+    for (tool, args) in tools {
+        match tokio::process::Command::new(tool)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+        {
+            Ok(out) if out.status.success() && !out.stdout.is_empty() => return Ok(out.stdout),
+            Ok(out) => tried.push(format!(
+                "{tool}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tried.push(format!("{tool}: {e}")),
+        }
+    }
+    if tried.is_empty() {
+        Err(
+            "no clipboard tool found to read an image (install wl-clipboard or xclip), \
+             or paste or drag the image file's path instead"
+                .to_string(),
+        )
+    } else {
+        Err(format!(
+            "no image on the clipboard ({}); paste or drag the image file's path instead",
+            tried.join("; ")
+        ))
     }
 }
 
@@ -386,7 +441,7 @@ fn perform(
     shell: &mpsc::UnboundedSender<(String, String)>,
 ) {
     match action {
-        Action::Exit | Action::Resume(_) | Action::Doctor => {}
+        Action::Exit | Action::Resume(_) | Action::Doctor | Action::PasteImage => {}
         Action::ListSessions => {
             let store = keel_session::SessionStore::new(&ws.home);
             match store.list(Some(&ws.cwd)) {
@@ -561,7 +616,8 @@ fn remember(cwd: &Path, note: &str) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+/// Standard base64 (for OSC 52 and image blocks) without a dependency for it.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
