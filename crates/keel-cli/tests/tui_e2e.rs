@@ -549,3 +549,50 @@ async fn a_pasted_image_path_is_sent_as_an_image_block() {
         "iVBORw0KGgpub3QgcmVhbGx5IHBpeGVscw=="
     );
 }
+
+/// Files under `dir` whose name ends with `suffix`, at any depth.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_b_runs_the_prompt_as_a_background_task() {
+    let h = Harness::new(vec![ScriptedTurn::text("Background answer.")]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("summarise the repository");
+    pane.press(&["C-b"]);
+    let screen = pane.wait_text("running in the background as task").await;
+    assert!(
+        screen.contains("> summarise the repository  (background)"),
+        "{screen}"
+    );
+    // The prompt left the editor and the UI is free: no turn runs in this conversation.
+    assert!(!screen.contains("esc to interrupt)"), "{screen}");
+    wait_for(
+        "the background keel to finish its answer",
+        Duration::from_secs(30),
+        || {
+            files_ending(&h.ws.home, ".output")
+                .iter()
+                .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("Background answer.")))
+        },
+    )
+    .await;
+    assert_eq!(
+        h.requests()[0].body["messages"][0]["content"][0]["text"],
+        "summarise the repository"
+    );
+}

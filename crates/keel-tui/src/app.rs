@@ -159,6 +159,14 @@ pub enum Action {
     Resume(String),
     /// Read an image from the clipboard and attach it ([`App::attach_image`]).
     PasteImage,
+    /// Work on this prompt in the background (a `keel -p` background task) in this
+    /// permission mode.
+    Background {
+        /// The prompt.
+        prompt: String,
+        /// The permission mode it runs in.
+        mode: String,
+    },
 }
 
 /// The whole UI state.
@@ -920,7 +928,6 @@ impl App {
             KeyCode::Char(c) if ctrl => match c {
                 'a' => self.editor.home(),
                 'e' => self.editor.end(),
-                'b' => self.editor.left(),
                 'f' => self.editor.right(),
                 'u' => self.editor.kill_to_start(),
                 'k' => self.editor.kill_to_end(),
@@ -942,6 +949,7 @@ impl App {
                 }
                 's' => self.toggle_stash(),
                 'v' => self.actions.push(Action::PasteImage),
+                'b' => self.background(),
                 'r' => self.search = Some(String::new()),
                 'l' => {}
                 _ => {}
@@ -1071,6 +1079,34 @@ impl App {
             title: "Switch the model (/model <name> sets any other)".into(),
             items,
             selected: 0,
+        });
+    }
+
+    /// Ctrl+B: the prompt runs as a background task instead of in this conversation.
+    fn background(&mut self) {
+        let text = self.editor.text().trim().to_string();
+        if text.is_empty() {
+            self.hint("type a prompt first; ctrl+b runs it as a background task");
+            return;
+        }
+        if text.starts_with(['/', '!', '#']) {
+            self.hint("ctrl+b runs prompts, not commands");
+            return;
+        }
+        self.editor.take();
+        let mut prompt = text.clone();
+        for (i, paste) in self.pastes.iter().enumerate() {
+            let lines = paste.lines().count();
+            prompt = prompt.replace(&format!("[Pasted text #{} +{lines} lines]", i + 1), paste);
+        }
+        if self.history.last() != Some(&text) {
+            self.history.push(text.clone());
+        }
+        let lines = cells::user_prompt(&format!("{text}  (background)"), self.width);
+        self.pending.extend(lines);
+        self.actions.push(Action::Background {
+            prompt,
+            mode: self.mode.clone(),
         });
     }
 

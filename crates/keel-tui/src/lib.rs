@@ -192,6 +192,17 @@ pub async fn run(
                             app.replay(&messages, &model);
                         }
                     }
+                    Action::Background { prompt, mode } => {
+                        let text = match background(&live.tasks, ws, &prompt, &mode).await {
+                            Ok(info) => format!(
+                                "running in the background as task {} (keel -p); its output goes to {}",
+                                info.id,
+                                info.output_file.display()
+                            ),
+                            Err(e) => format!("could not start the background task: {e}"),
+                        };
+                        app.say(&text);
+                    }
                     Action::PasteImage => {
                         let images = image_tx.clone();
                         tokio::spawn(async move {
@@ -234,6 +245,8 @@ struct Live {
     events: mpsc::UnboundedReceiver<Event>,
     engine: tokio::task::JoinHandle<()>,
     mcp: Option<keel_mcp::McpManager>,
+    /// The session's background tasks (Ctrl+B adds to them, so the agent sees them too).
+    tasks: std::sync::Arc<keel_tasks::TaskRuntime>,
 }
 
 impl Live {
@@ -241,12 +254,14 @@ impl Live {
         let (ops, ops_rx) = mpsc::unbounded_channel::<Op>();
         let (events_tx, events) = mpsc::unbounded_channel::<Event>();
         let mcp = prepared.mcp.clone();
+        let tasks = prepared.tasks.clone();
         let engine = tokio::spawn(prepared.session.serve(ops_rx, events_tx));
         Self {
             ops,
             events,
             engine,
             mcp,
+            tasks,
         }
     }
 
@@ -255,6 +270,43 @@ impl Live {
         drop(self.ops);
         let _ = tokio::time::timeout(Duration::from_secs(5), self.engine).await;
     }
+}
+
+/// Starts `keel -p <prompt>` as a background task of the session, in `mode`, so it shows with
+/// the agent's own background tasks.
+async fn background(
+    tasks: &keel_tasks::TaskRuntime,
+    ws: &Workspace,
+    prompt: &str,
+    mode: &str,
+) -> Result<keel_tasks::background::JobInfo, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find keel's own binary: {e}"))?;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let command = format!(
+        "{} -p --permission-mode {} -- {}",
+        quote(&exe.display().to_string()),
+        quote(mode),
+        quote(prompt)
+    );
+    let ctx = keel_tools::ToolContext::new(
+        &ws.cwd,
+        std::env::temp_dir(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let first = prompt.lines().next().unwrap_or_default();
+    let description: String = first.chars().take(60).collect();
+    tasks
+        .background()
+        .start_shell(
+            &keel_tools::BackgroundCommand {
+                command,
+                description: Some(format!("keel -p: {description}")),
+                sandbox: None,
+            },
+            &ctx,
+        )
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Builds the session `/resume` continues, or says why it cannot.
@@ -442,6 +494,7 @@ fn perform(
 ) {
     match action {
         Action::Exit | Action::Resume(_) | Action::Doctor | Action::PasteImage => {}
+        Action::Background { .. } => {}
         Action::ListSessions => {
             let store = keel_session::SessionStore::new(&ws.home);
             match store.list(Some(&ws.cwd)) {
