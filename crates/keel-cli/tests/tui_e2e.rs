@@ -383,7 +383,7 @@ async fn the_model_picker_switches_the_model_for_the_next_request() {
     let pane = Pane::start(&h, "");
     pane.ready().await;
     pane.type_text("/model");
-    pane.wait_text("Show or switch the model").await;
+    pane.wait_text("Pick the model from a list").await;
     pane.press(&["Enter"]);
     let screen = pane.wait_text("Switch the model").await;
     assert!(screen.contains("1. claude-sonnet-4-5"), "{screen}");
@@ -594,5 +594,41 @@ async fn ctrl_b_runs_the_prompt_as_a_background_task() {
     assert_eq!(
         h.requests()[0].body["messages"][0]["content"][0]["text"],
         "summarise the repository"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vim_mode_edits_the_prompt_with_normal_mode_keys() {
+    let h = Harness::new(vec![ScriptedTurn::text("Edited by vi.")]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/vim");
+    pane.press(&["Enter"]);
+    pane.wait_text("-- INSERT --").await;
+    pane.type_text("fix the bug now");
+    pane.wait_text("> fix the bug now").await;
+    pane.press(&["Escape"]);
+    pane.wait_text("-- NORMAL --").await;
+    // 0 to the start, w to "the", x deletes its "t"; A appends at the end.
+    pane.type_text("0wx");
+    pane.wait_text("> fix he bug now").await;
+    pane.type_text("A");
+    pane.wait_text("-- INSERT --").await;
+    pane.type_text(" please");
+    pane.wait_text("> fix he bug now please").await;
+    // dd empties the line; i types again.
+    pane.press(&["Escape"]);
+    pane.wait_text("-- NORMAL --").await;
+    pane.type_text("dd");
+    pane.wait_screen("the line deleted", |s| {
+        s.lines().any(|l| l.trim_end() == ">")
+    })
+    .await;
+    pane.type_text("ihello vi");
+    pane.press(&["Enter"]);
+    pane.wait_text("Edited by vi.").await;
+    assert_eq!(
+        h.requests()[0].body["messages"][0]["content"][0]["text"],
+        "hello vi"
     );
 }

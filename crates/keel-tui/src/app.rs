@@ -61,6 +61,15 @@ enum PickerKind {
     Rewind,
 }
 
+/// The vi editing mode's state (`/vim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vim {
+    /// Keys type text.
+    Insert,
+    /// Keys move and edit; `pending_d` waits for the second `d` of `dd`.
+    Normal { pending_d: bool },
+}
+
 /// A list the user picks one entry of with the arrows and Enter.
 #[derive(Debug, Clone)]
 struct Picker {
@@ -192,6 +201,7 @@ pub struct App {
     approval: Option<Approval>,
     asking: Option<Asking>,
     picker: Option<Picker>,
+    vim: Option<Vim>,
     /// The prompts of this session's conversation, oldest first, as the engine counts them
     /// for a rewind.
     prompts: Vec<String>,
@@ -251,6 +261,7 @@ impl App {
             approval: None,
             asking: None,
             picker: None,
+            vim: None,
             prompts: Vec::new(),
             session_id: String::new(),
             plan: Vec::new(),
@@ -850,12 +861,20 @@ impl App {
             return;
         }
         let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if matches!(self.vim, Some(Vim::Normal { .. })) && !ctrl && !alt && self.vim_key(key) {
+            return;
+        }
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         let popup = self.popup();
         match key.code {
             KeyCode::Esc => {
                 if !popup.is_empty() && !self.popup_dismissed {
                     self.popup_dismissed = true;
+                } else if self.vim == Some(Vim::Insert) {
+                    self.vim = Some(Vim::Normal { pending_d: false });
+                    if self.running.is_some() {
+                        self.ops.push(Op::Interrupt);
+                    }
                 } else if self.running.is_some() {
                     self.ops.push(Op::Interrupt);
                 } else if self
@@ -964,6 +983,62 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    /// A key in vi's normal mode; false lets the usual handling take it (Enter, arrows, Esc).
+    fn vim_key(&mut self, key: KeyEvent) -> bool {
+        let KeyCode::Char(c) = key.code else {
+            return false;
+        };
+        let pending_d = matches!(self.vim, Some(Vim::Normal { pending_d: true }));
+        self.vim = Some(Vim::Normal { pending_d: false });
+        let insert = Some(Vim::Insert);
+        match c {
+            'h' => self.editor.left(),
+            'l' => self.editor.right(),
+            'j' => {
+                if self.editor.on_last_line() {
+                    self.history_next();
+                } else {
+                    self.editor.down();
+                }
+            }
+            'k' => {
+                if self.editor.on_first_line() {
+                    self.history_prev();
+                } else {
+                    self.editor.up();
+                }
+            }
+            'w' => self.editor.word_forward(),
+            'b' => self.editor.word_left(),
+            '0' => self.editor.home(),
+            '$' => self.editor.end(),
+            'x' => self.editor.delete(),
+            'd' if pending_d => self.editor.delete_line(),
+            'd' => self.vim = Some(Vim::Normal { pending_d: true }),
+            'i' => self.vim = insert,
+            'a' => {
+                self.editor.right();
+                self.vim = insert;
+            }
+            'A' => {
+                self.editor.end();
+                self.vim = insert;
+            }
+            'I' => {
+                self.editor.home();
+                self.vim = insert;
+            }
+            'o' => {
+                self.editor.end();
+                self.editor.insert("\n");
+                self.vim = insert;
+            }
+            // Other keys do nothing in normal mode rather than type.
+            _ => {}
+        }
+        true
     }
 
     fn picker_key(&mut self, key: KeyEvent) {
@@ -1630,6 +1705,16 @@ impl App {
                 echo(self);
                 self.actions.push(Action::Doctor);
             }
+            "vim" => {
+                echo(self);
+                if self.vim.is_some() {
+                    self.vim = None;
+                    self.say("vi editing off");
+                } else {
+                    self.vim = Some(Vim::Insert);
+                    self.say("vi editing on: esc for normal mode (h j k l w b 0 $ x dd i a A o); /vim again turns it off");
+                }
+            }
             "model" if args.is_empty() => {
                 echo(self);
                 self.open_models();
@@ -1838,6 +1923,11 @@ impl App {
         }
         if self.expanded {
             parts.push("expanded".into());
+        }
+        match self.vim {
+            Some(Vim::Insert) => parts.push("-- INSERT --".into()),
+            Some(Vim::Normal { .. }) => parts.push("-- NORMAL --".into()),
+            None => {}
         }
         let text = cells::truncate(&format!("  {}", parts.join(" · ")), usize::from(width));
         Line::styled(text, DIM)
