@@ -153,7 +153,7 @@ async fn a_running_bash_command_reports_its_output_before_it_finishes() {
     // The command prints, then waits for a file the test creates only after it saw the
     // output as progress: the output must arrive while the command still runs.
     let command = format!(
-        "echo first-line; while [ ! -e '{}' ]; do sleep 0.05; done; echo last-line",
+        "echo first-line; sleep 0.02; echo second-line; while [ ! -e '{}' ]; do sleep 0.05; done; echo last-line",
         marker.display()
     );
     let server = MockModelServer::start(Script::new(vec![
@@ -204,16 +204,18 @@ async fn a_running_bash_command_reports_its_output_before_it_finishes() {
         match event {
             Event::ToolProgress { text, .. } => {
                 progress.push_str(&text);
-                if progress.contains("first-line") {
+                // The second line comes within the throttle's interval; held back, it must
+                // still arrive while the command waits.
+                if progress.contains("second-line") {
                     std::fs::write(&marker, "").unwrap();
                 }
             }
             Event::ToolResult { content, .. } => {
                 assert!(
-                    progress.contains("first-line"),
+                    progress.contains("first-line") && progress.contains("second-line"),
                     "no progress before the result"
                 );
-                assert_eq!(content.text(), "first-line\nlast-line");
+                assert_eq!(content.text(), "first-line\nsecond-line\nlast-line");
             }
             Event::RunFinished { .. } => finished = true,
             _ => {}

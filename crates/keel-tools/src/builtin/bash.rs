@@ -476,7 +476,19 @@ async fn read_into(
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match pipe.read(&mut buf).await {
+        let waiting = progress.as_ref().is_some_and(Throttle::has_pending);
+        // Output held back by the throttle goes out once the command is quiet for a moment,
+        // so the last lines before a pause are shown. (`read` is cancel-safe.)
+        let read = tokio::select! {
+            read = pipe.read(&mut buf) => read,
+            () = tokio::time::sleep(PROGRESS_EVERY), if waiting => {
+                if let Some(progress) = &progress {
+                    progress.flush();
+                }
+                continue;
+            }
+        };
+        match read {
             Ok(0) | Err(_) => return,
             Ok(n) => {
                 capture.push(&buf[..n]);
@@ -510,6 +522,25 @@ impl Throttle {
                 Vec::new(),
             ))),
         }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.state.lock().is_ok_and(|state| !state.1.is_empty())
+    }
+
+    /// Reports what is held back now.
+    fn flush(&self) {
+        let text = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            if state.1.is_empty() {
+                return;
+            }
+            state.0 = std::time::Instant::now();
+            String::from_utf8_lossy(&std::mem::take(&mut state.1)).into_owned()
+        };
+        self.progress.report(&text);
     }
 
     fn push(&self, bytes: &[u8]) {
