@@ -242,6 +242,9 @@ impl<W: Write> Renderer<W> {
             | Event::QuestionAsked { .. }
             | Event::ContextUsage { .. }
             | Event::Compacted { .. }
+            | Event::Rewound { .. }
+            // A live view of a running tool; the result carries the whole output.
+            | Event::ToolProgress { .. }
             | Event::PlanUpdated { .. }
             | Event::ModelChanged { .. } => {}
         }

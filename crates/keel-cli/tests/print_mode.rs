@@ -719,3 +719,37 @@ async fn empty_prompt_is_refused_with_a_hint() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no prompt"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_bash_output_stays_out_of_stream_json_and_the_transcript() {
+    let h = Harness::new(vec![]).await;
+    h.server.push_turn(turn(vec![call(
+        "toolu_1",
+        "Bash",
+        json!({"command": "echo live-one; sleep 0.3; echo live-two"}),
+    )]));
+    h.server.push_turn(ScriptedTurn::text("Ran it."));
+    let out = h
+        .run(&[
+            "-p",
+            "run it",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--allowedTools",
+            "Bash",
+        ])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let lines = stdout_lines(&out);
+    let kinds: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["system", "assistant", "user", "assistant", "result"]
+    );
+    let session_id = lines[0]["session_id"].as_str().unwrap();
+    let store = keel_session::SessionStore::new(&h.ws.home);
+    let transcript = std::fs::read_to_string(store.find(h.project(), session_id).unwrap()).unwrap();
+    assert!(transcript.contains("live-two"), "the result is recorded");
+    assert!(!transcript.contains("tool_progress"), "{transcript}");
+}

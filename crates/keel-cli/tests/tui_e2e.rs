@@ -376,3 +376,260 @@ async fn the_model_asks_a_question_and_a_number_key_answers_it() {
     let text = results[0]["content"].to_string();
     assert!(text.contains("SQLite"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_picker_switches_the_model_for_the_next_request() {
+    let h = Harness::new(vec![ScriptedTurn::text("Answered by opus.")]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/model");
+    pane.wait_text("Pick the model from a list").await;
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Switch the model").await;
+    assert!(screen.contains("1. claude-sonnet-4-5"), "{screen}");
+    assert!(screen.contains("opus (claude-opus-4-1)"), "{screen}");
+    assert!(screen.contains("haiku (claude-haiku-4-5)"), "{screen}");
+    pane.press(&["Down"]);
+    pane.press(&["Enter"]);
+    pane.wait_text("claude-opus-4-1 · default").await;
+    pane.type_text("hello");
+    pane.press(&["Enter"]);
+    pane.wait_text("Answered by opus.").await;
+    assert_eq!(h.requests()[0].body["model"], "claude-opus-4-1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rewind_drops_an_earlier_prompt_and_brings_it_back_to_edit() {
+    let h = Harness::new(vec![
+        ScriptedTurn::text("First answer."),
+        ScriptedTurn::text("Second answer."),
+        ScriptedTurn::text("Answer to the edited prompt."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("first question");
+    pane.press(&["Enter"]);
+    pane.wait_text("First answer.").await;
+    pane.type_text("second question");
+    pane.press(&["Enter"]);
+    pane.wait_text("Second answer.").await;
+    pane.wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
+        .await;
+    // `/rewind` (like Esc Esc, whose timing a loaded machine makes unreliable to drive
+    // through tmux; the widget tests press it) lists this conversation's prompts, newest first.
+    pane.type_text("/rewind");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Rewind to before which prompt?").await;
+    assert!(screen.contains("1. second question"), "{screen}");
+    assert!(screen.contains("2. first question"), "{screen}");
+    pane.press(&["1"]);
+    pane.wait_text("> second question").await;
+    pane.wait_text("rewound the conversation").await;
+    pane.press(&["C-u"]);
+    pane.type_text("edited question");
+    pane.press(&["Enter"]);
+    pane.wait_text("Answer to the edited prompt.").await;
+    // The model saw the first exchange and the edited prompt, not the dropped one.
+    let sent = &h.requests()[2].body["messages"];
+    let texts: Vec<String> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            m["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        ["first question", "First answer.", "edited question"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_bash_command_shows_its_latest_output() {
+    let h = Harness::new(vec![
+        ScriptedTurn::tool_use(
+            "Bash",
+            json!({"command": "echo step-one; echo step-two; while [ ! -e go ]; do sleep 0.05; done; echo step-three"}),
+        ),
+        ScriptedTurn::text("The command finished."),
+    ])
+    .await;
+    let pane = Pane::start(&h, "--allowedTools Bash");
+    pane.ready().await;
+    pane.type_text("run the steps");
+    pane.press(&["Enter"]);
+    // While the command waits, its output so far is under its entry.
+    let screen = pane
+        .wait_screen("the running command's output", |s| {
+            s.contains("step-two") && s.contains("esc to interrupt)")
+        })
+        .await;
+    assert!(screen.contains("⎿  step-one"), "{screen}");
+    assert!(!screen.contains("step-three"), "{screen}");
+    std::fs::write(h.path("go"), "").unwrap();
+    pane.wait_text("The command finished.").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_resume_picker_continues_an_earlier_session() {
+    let h = Harness::new(vec![
+        ScriptedTurn::text("Earlier answer."),
+        ScriptedTurn::text("Continued answer."),
+    ])
+    .await;
+    let out = h.run(&["-p", "earlier question"]).await;
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/resume");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("Resume a session").await;
+    assert!(screen.contains("earlier question"), "{screen}");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("resumed the session").await;
+    assert!(screen.contains("> earlier question"), "{screen}");
+    assert!(screen.contains("Earlier answer."), "{screen}");
+    pane.type_text("and then?");
+    pane.press(&["Enter"]);
+    pane.wait_text("Continued answer.").await;
+    let sent = &h.requests()[1].body["messages"];
+    assert_eq!(sent[0]["content"][0]["text"], "earlier question");
+    assert_eq!(sent[2]["content"][0]["text"], "and then?");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reports_provider_reachability_and_mcp_servers() {
+    let h = Harness::new(vec![]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/doctor");
+    pane.press(&["Enter"]);
+    let screen = pane.wait_text("is reachable (HTTP").await;
+    assert!(
+        screen.contains(&format!("provider: anthropic at {}", h.server.url())),
+        "{screen}"
+    );
+    assert!(screen.contains("MCP servers: none configured"), "{screen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pasted_image_path_is_sent_as_an_image_block() {
+    let h = Harness::new(vec![ScriptedTurn::text("It is a tiny picture.")]).await;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(b"not really pixels");
+    std::fs::write(h.path("shot.png"), &png).unwrap();
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    // Ctrl+V reads the clipboard; this machine has no clipboard, and keel says what to do.
+    pane.press(&["C-v"]);
+    pane.wait_text("file's path instead").await;
+    // A dragged file arrives as a bracketed paste of its path.
+    pane.tmux(&[
+        "set-buffer",
+        "-b",
+        "img",
+        "--",
+        &h.path("shot.png").display().to_string(),
+    ]);
+    pane.tmux(&["paste-buffer", "-p", "-b", "img"]);
+    pane.wait_text("> [Image #1]").await;
+    pane.type_text(" what is this?");
+    pane.press(&["Enter"]);
+    pane.wait_text("It is a tiny picture.").await;
+    let content = &h.requests()[0].body["messages"][0]["content"];
+    assert_eq!(content[0]["text"], "[Image #1] what is this?");
+    assert_eq!(content[1]["type"], "image");
+    assert_eq!(content[1]["source"]["media_type"], "image/png");
+    assert_eq!(
+        content[1]["source"]["data"],
+        "iVBORw0KGgpub3QgcmVhbGx5IHBpeGVscw=="
+    );
+}
+
+/// Files under `dir` whose name ends with `suffix`, at any depth.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_ending(&path, suffix));
+        } else if path.to_string_lossy().ends_with(suffix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_b_runs_the_prompt_as_a_background_task() {
+    let h = Harness::new(vec![ScriptedTurn::text("Background answer.")]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("summarise the repository");
+    pane.press(&["C-b"]);
+    let screen = pane.wait_text("running in the background as task").await;
+    assert!(
+        screen.contains("> summarise the repository  (background)"),
+        "{screen}"
+    );
+    // The prompt left the editor and the UI is free: no turn runs in this conversation.
+    assert!(!screen.contains("esc to interrupt)"), "{screen}");
+    wait_for(
+        "the background keel to finish its answer",
+        Duration::from_secs(30),
+        || {
+            files_ending(&h.ws.home, ".output")
+                .iter()
+                .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("Background answer.")))
+        },
+    )
+    .await;
+    assert_eq!(
+        h.requests()[0].body["messages"][0]["content"][0]["text"],
+        "summarise the repository"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vim_mode_edits_the_prompt_with_normal_mode_keys() {
+    let h = Harness::new(vec![ScriptedTurn::text("Edited by vi.")]).await;
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("/vim");
+    pane.press(&["Enter"]);
+    pane.wait_text("-- INSERT --").await;
+    pane.type_text("fix the bug now");
+    pane.wait_text("> fix the bug now").await;
+    pane.press(&["Escape"]);
+    pane.wait_text("-- NORMAL --").await;
+    // 0 to the start, w to "the", x deletes its "t"; A appends at the end.
+    pane.type_text("0wx");
+    pane.wait_text("> fix he bug now").await;
+    pane.type_text("A");
+    pane.wait_text("-- INSERT --").await;
+    pane.type_text(" please");
+    pane.wait_text("> fix he bug now please").await;
+    // dd empties the line; i types again.
+    pane.press(&["Escape"]);
+    pane.wait_text("-- NORMAL --").await;
+    pane.type_text("dd");
+    pane.wait_screen("the line deleted", |s| {
+        s.lines().any(|l| l.trim_end() == ">")
+    })
+    .await;
+    pane.type_text("ihello vi");
+    pane.press(&["Enter"]);
+    pane.wait_text("Edited by vi.").await;
+    assert_eq!(
+        h.requests()[0].body["messages"][0]["content"][0]["text"],
+        "hello vi"
+    );
+}

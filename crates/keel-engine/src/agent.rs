@@ -321,7 +321,23 @@ impl Session {
             if name == NAME {
                 return self.run_subagent(id, input, ctx, emitter).await;
             }
-            self.tools.call(name, input, ctx).await
+            // Output a tool reports while it runs goes out as events, in order with the rest.
+            let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let ctx = ctx.with_progress(keel_tools::Progress::new(move |text| {
+                let _ = progress_tx.send(text.to_string());
+            }));
+            let call = self.tools.call(name, input, &ctx);
+            tokio::pin!(call);
+            loop {
+                tokio::select! {
+                    biased;
+                    Some(text) = progress.recv() => emitter.emit(Event::ToolProgress {
+                        tool_use_id: id.to_string(),
+                        text,
+                    }),
+                    result = &mut call => return result,
+                }
+            }
         })
     }
 
@@ -511,6 +527,7 @@ impl Session {
             transcript: None,
             hooks: self.hooks.clone(),
             pending_context: Vec::new(),
+            pending_images: Vec::new(),
             // Its MCP tools are in its tool set already; refreshing would add the rest.
             mcp: None,
             depth,

@@ -139,6 +139,8 @@ pub struct Session {
     hooks: Option<hooks::Hooks>,
     /// Context hooks added (SessionStart), given to the model with the next prompt.
     pending_context: Vec<String>,
+    /// Images sent with the prompt being handled, for its user message.
+    pending_images: Vec<keel_protocol::ContentBlock>,
     mcp: Option<keel_mcp::McpManager>,
     /// How deep in subagents this session runs (0 for the main agent).
     depth: u32,
@@ -230,6 +232,7 @@ impl Session {
             transcript: setup.transcript,
             hooks: setup.hooks.map(hooks::Hooks::new),
             pending_context: Vec::new(),
+            pending_images: Vec::new(),
             mcp: setup.mcp,
             depth: 0,
             ext: Arc::new(Extensions::default()),
@@ -374,6 +377,10 @@ impl Session {
             };
             let prompt = match next {
                 Op::UserInput { text } => text,
+                Op::UserInputWithImages { text, images } => {
+                    self.pending_images = images.iter().map(|i| i.to_block()).collect();
+                    text
+                }
                 Op::Compact { instructions } => {
                     let cancel = CancellationToken::new();
                     let message = match self
@@ -390,6 +397,10 @@ impl Session {
                         level: message.0,
                         message: message.1,
                     });
+                    continue;
+                }
+                Op::Rewind { user_turns_back } => {
+                    self.rewind(user_turns_back, &emitter);
                     continue;
                 }
                 other => {
@@ -484,6 +495,9 @@ impl Session {
             Some(refused) => refused,
             None => {
                 let mut message = Message::user_text(prompt);
+                message
+                    .content
+                    .extend(std::mem::take(&mut self.pending_images));
                 message.content.extend(
                     context
                         .into_iter()
@@ -710,6 +724,46 @@ impl Session {
         self.messages.push(message);
     }
 
+    /// Drops the `back`-th prompt from the end and everything after it, and records the
+    /// shorter conversation (a resume replays the same one).
+    fn rewind(&mut self, back: usize, emitter: &Emitter) {
+        let prompts: Vec<usize> = self
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| is_prompt(m))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&at) = back
+            .checked_sub(1)
+            .and_then(|k| prompts.len().checked_sub(k + 1))
+            .and_then(|i| prompts.get(i))
+        else {
+            emitter.emit(Event::Notice {
+                level: NoticeLevel::Warning,
+                message: format!(
+                    "cannot rewind {back} prompt(s): the conversation has {} (use a number from 1 to {})",
+                    prompts.len(),
+                    prompts.len()
+                ),
+            });
+            return;
+        };
+        let prompt = self.messages[at]
+            .content
+            .iter()
+            .filter_map(|b| b.text())
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        self.messages.truncate(at);
+        emitter.emit(Event::Rewound {
+            user_turns_back: back,
+            prompt,
+            messages: self.messages.clone(),
+        });
+    }
+
     fn account(&self, message: &keel_protocol::AssistantMessage, tally: &mut RunTally) {
         tally.usage.add(&message.usage);
         let model = if message.model.is_empty() {
@@ -792,8 +846,22 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
             None
         }
         Op::Interrupt => None,
-        queued @ (Op::UserInput { .. } | Op::Compact { .. }) => Some(queued),
+        queued @ (Op::UserInput { .. }
+        | Op::UserInputWithImages { .. }
+        | Op::Compact { .. }
+        | Op::Rewind { .. }) => Some(queued),
     }
+}
+
+/// Whether a message is a prompt the user typed: a user message with text and no tool results
+/// (tool results travel on the user's side too).
+fn is_prompt(message: &Message) -> bool {
+    message.role == keel_protocol::Role::User
+        && message.content.iter().any(|b| b.text().is_some())
+        && !message
+            .content
+            .iter()
+            .any(|b| matches!(b, keel_protocol::ContentBlock::ToolResult { .. }))
 }
 
 /// An answer that lets a call run once, for frontends and tests.

@@ -336,6 +336,8 @@ impl Session {
             }
         }
         skill::end_run(&self.shared);
+        // Images of a prompt that turned out to be a local command go nowhere.
+        self.pending_images.clear();
     }
 
     /// Ends a run that sent the model no prompt (a compaction's summary call may have used

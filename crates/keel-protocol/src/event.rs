@@ -16,6 +16,14 @@ pub enum Op {
         /// The prompt text.
         text: String,
     },
+    /// A new user prompt with images (pasted or attached in a terminal UI); the images go into
+    /// the user message after the text.
+    UserInputWithImages {
+        /// The prompt text.
+        text: String,
+        /// The images, in order.
+        images: Vec<ImageInput>,
+    },
     /// Stop the running turn: cancel the model stream and any running tool, keep what exists.
     Interrupt,
     /// The user's answer to an [`Event::ApprovalRequested`].
@@ -40,6 +48,12 @@ pub enum Op {
         /// What the summary should focus on.
         instructions: Option<String>,
     },
+    /// Take the conversation back to before an earlier prompt: that prompt (counted from the
+    /// newest, 1 = the last one) and everything after it are dropped; waits for a running turn.
+    Rewind {
+        /// Which prompt, counted back from the newest (1 = the last prompt).
+        user_turns_back: usize,
+    },
     /// The frontend's answer to an [`Event::HookCallback`].
     HookResult {
         /// The callback request being answered.
@@ -55,6 +69,25 @@ pub enum Op {
         /// multi-select question, or the user's own words). Empty when the user declined.
         answers: BTreeMap<String, String>,
     },
+}
+
+/// An image sent with a prompt, as the Messages API's base64 image source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInput {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`.
+    pub media_type: String,
+    /// The image's bytes, base64-encoded.
+    pub data: String,
+}
+
+impl ImageInput {
+    /// The image as a user message content block.
+    pub fn to_block(&self) -> crate::ContentBlock {
+        crate::ContentBlock::Other(serde_json::json!({
+            "type": "image",
+            "source": {"type": "base64", "media_type": self.media_type, "data": self.data},
+        }))
+    }
 }
 
 /// What a frontend-run hook callback (an Agent SDK hook) answered.
@@ -331,6 +364,24 @@ pub enum Event {
         tokens_after: u64,
         /// The conversation that replaces the old one.
         messages: Vec<crate::Message>,
+    },
+    /// The conversation was taken back to before an earlier prompt ([`Op::Rewind`]); from
+    /// here on it is `messages`.
+    Rewound {
+        /// How many prompts back it went.
+        user_turns_back: usize,
+        /// The prompt that was dropped (the frontend offers it for editing).
+        prompt: String,
+        /// The conversation that replaces the old one.
+        messages: Vec<crate::Message>,
+    },
+    /// A running tool's latest output (a Bash command's stdout and stderr as they come), for a
+    /// live view; the tool's result still carries the whole output. Not recorded.
+    ToolProgress {
+        /// The call's id.
+        tool_use_id: String,
+        /// The new output.
+        text: String,
     },
     /// The session's plan changed.
     PlanUpdated {

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 mod event;
 pub use event::{
-    ApprovalAnswer, Event, HookReply, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial,
-    PlanItem, Question, QuestionOption,
+    ApprovalAnswer, Event, HookReply, ImageInput, ModelUsage, NoticeLevel, Op, Outcome,
+    PermissionDenial, PlanItem, Question, QuestionOption,
 };
 
 /// Identifies one agent session; a UUID string, as Claude Code uses, so scripts can pass it around.

@@ -63,7 +63,7 @@ impl Conversation {
                 content: content.clone(),
                 is_error: *is_error,
             }),
-            Event::Compacted { messages, .. } => {
+            Event::Compacted { messages, .. } | Event::Rewound { messages, .. } => {
                 self.pending_results.clear();
                 self.messages.clone_from(messages);
             }
@@ -229,5 +229,22 @@ mod tests {
         let messages = c.messages();
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0], Message::user_text("summary"));
+    }
+
+    #[test]
+    fn a_rewind_replaces_the_history_as_resume_sees_it() {
+        let mut c = Conversation::new();
+        c.apply(&prompt("first"));
+        c.apply(&prompt("second"));
+        c.apply(&Event::Rewound {
+            user_turns_back: 1,
+            prompt: "second".into(),
+            messages: vec![Message::user_text("first")],
+        });
+        c.apply(&prompt("other"));
+        assert_eq!(
+            c.messages(),
+            vec![Message::user_text("first"), Message::user_text("other")]
+        );
     }
 }

@@ -52,6 +52,7 @@ pub fn is_persisted(event: &Event) -> bool {
         | Event::AssistantMessage { .. }
         | Event::ToolResult { .. }
         | Event::Compacted { .. }
+        | Event::Rewound { .. }
         | Event::PlanUpdated { .. }
         | Event::PermissionModeChanged { .. }
         | Event::ModelChanged { .. }
@@ -69,7 +70,8 @@ pub fn is_persisted(event: &Event) -> bool {
         | Event::Notice { .. }
         | Event::HookCallback { .. }
         | Event::StreamEvent { .. }
-        | Event::Subagent { .. } => false,
+        | Event::Subagent { .. }
+        | Event::ToolProgress { .. } => false,
     }
 }
 

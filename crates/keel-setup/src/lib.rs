@@ -512,6 +512,10 @@ pub struct Prepared {
     pub tasks: Arc<keel_tasks::TaskRuntime>,
     /// The session's MCP servers (a handle shared with the session), if any are configured.
     pub mcp: Option<keel_mcp::McpManager>,
+    /// The provider's name (`anthropic`, `openai`, `replay`, ...), for diagnostics.
+    pub provider: String,
+    /// Where the provider's requests go (the replay file for `replay`), for diagnostics.
+    pub base_url: String,
 }
 
 /// Builds the session a run of `keel` works in: settings, policy, provider, tools, system
@@ -733,6 +737,8 @@ pub async fn prepare_with(
         skills: session.skill_names(),
         slash_commands,
         session,
+        provider: selected.kind.name().to_string(),
+        base_url: selected.base_url,
         model: selected.model,
         api_key_source: selected.api_key_source,
         max_output_tokens,

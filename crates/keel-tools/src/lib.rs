@@ -125,6 +125,31 @@ pub struct ToolContext {
     /// Makes git worktrees for subagents started with `isolation: "worktree"`; `None` when the
     /// session has no way to (the option then fails with an explanation).
     pub worktrees: Option<Arc<dyn WorktreeIsolation>>,
+    /// Where a running tool reports output as it comes (Bash), for a frontend's live view;
+    /// `None` when nobody watches.
+    pub progress: Option<Progress>,
+}
+
+/// A callback that receives a running tool's output as it comes. Cheap to clone.
+#[derive(Clone)]
+pub struct Progress(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Progress {
+    /// A progress sink calling `report` with each new piece of output.
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// Reports new output.
+    pub fn report(&self, text: &str) {
+        (self.0)(text);
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 /// File text an editor holds: its buffers may have changes not yet saved, and it wants to show
@@ -310,6 +335,7 @@ impl ToolContext {
             editor: None,
             background: None,
             worktrees: None,
+            progress: None,
         }
     }
 
@@ -397,6 +423,14 @@ impl ToolContext {
     pub fn with_cancel(&self, cancel: CancellationToken) -> Self {
         Self {
             cancel,
+            ..self.clone()
+        }
+    }
+
+    /// The same context, reporting output as it comes to `progress`.
+    pub fn with_progress(&self, progress: Progress) -> Self {
+        Self {
+            progress: Some(progress),
             ..self.clone()
         }
     }

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use keel_protocol::{ApprovalAnswer, Event, NoticeLevel, Op, Outcome, PlanItem, Question};
+use keel_protocol::{
+    ApprovalAnswer, ContentBlock, Event, ImageInput, Message, NoticeLevel, Op, Outcome, PlanItem,
+    Question, Role,
+};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -29,6 +32,53 @@ const PASTE_COLLAPSE_LINES: usize = 10;
 const EXIT_WINDOW: Duration = Duration::from_secs(2);
 /// Most completion entries shown at once.
 const POPUP_ROWS: usize = 8;
+/// Most picker entries shown at once.
+const PICKER_ROWS: usize = 10;
+/// Lines of a running command's output shown under it.
+const TAIL_LINES: usize = 3;
+/// The most live output kept per running tool.
+const TAIL_KEEP: usize = 4096;
+
+/// An earlier session of this directory, offered by `/resume`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionChoice {
+    /// The session's id.
+    pub id: String,
+    /// When it started, as shown.
+    pub when: String,
+    /// Its first prompt, shortened.
+    pub first_prompt: String,
+}
+
+/// What a picker chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PickerKind {
+    /// `/resume`: a session id.
+    Resume,
+    /// `/model`: a model name.
+    Model,
+    /// `Esc Esc` / `/rewind`: how many prompts back.
+    Rewind,
+}
+
+/// The vi editing mode's state (`/vim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vim {
+    /// Keys type text.
+    Insert,
+    /// Keys move and edit; `pending_d` waits for the second `d` of `dd`.
+    Normal { pending_d: bool },
+}
+
+/// A list the user picks one entry of with the arrows and Enter.
+#[derive(Debug, Clone)]
+struct Picker {
+    kind: PickerKind,
+    title: String,
+    /// (shown label, dim detail, value)
+    items: Vec<(String, String, String)>,
+    selected: usize,
+}
 
 /// What the UI knows at start that the events do not say.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +141,8 @@ struct Running {
     activity: Option<String>,
     /// The file's text before a Write, for its diff.
     before: Option<String>,
+    /// The newest output of a running command (Bash), for a live tail.
+    tail: String,
 }
 
 /// What the user asked for that the frontend (not the engine) must do.
@@ -110,6 +162,20 @@ pub enum Action {
     GitDiff(Option<String>),
     /// Run the configuration checks.
     Doctor,
+    /// List this directory's earlier sessions for the `/resume` picker.
+    ListSessions,
+    /// Continue this earlier session instead of the current one.
+    Resume(String),
+    /// Read an image from the clipboard and attach it ([`App::attach_image`]).
+    PasteImage,
+    /// Work on this prompt in the background (a `keel -p` background task) in this
+    /// permission mode.
+    Background {
+        /// The prompt.
+        prompt: String,
+        /// The permission mode it runs in.
+        mode: String,
+    },
 }
 
 /// The whole UI state.
@@ -134,6 +200,12 @@ pub struct App {
     before: HashMap<String, Option<String>>,
     approval: Option<Approval>,
     asking: Option<Asking>,
+    picker: Option<Picker>,
+    vim: Option<Vim>,
+    /// The prompts of this session's conversation, oldest first, as the engine counts them
+    /// for a rewind.
+    prompts: Vec<String>,
+    session_id: String,
     plan: Vec<PlanItem>,
     editor: Editor,
     history: Vec<String>,
@@ -142,6 +214,9 @@ pub struct App {
     search: Option<String>,
     stash: Option<String>,
     pastes: Vec<String>,
+    /// Images attached to the prompt being written, by their placeholder's number.
+    images: Vec<(usize, ImageInput)>,
+    image_count: usize,
     popup_selected: usize,
     popup_dismissed: bool,
     commands: Vec<Command>,
@@ -185,6 +260,10 @@ impl App {
             before: HashMap::new(),
             approval: None,
             asking: None,
+            picker: None,
+            vim: None,
+            prompts: Vec::new(),
+            session_id: String::new(),
             plan: Vec::new(),
             editor: Editor::default(),
             history,
@@ -193,6 +272,8 @@ impl App {
             search: None,
             stash: None,
             pastes: Vec::new(),
+            images: Vec::new(),
+            image_count: 0,
             popup_selected: 0,
             popup_dismissed: false,
             commands,
@@ -263,6 +344,76 @@ impl App {
         std::mem::take(&mut self.pending)
     }
 
+    /// The running session's id (empty before it started).
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// Opens the `/resume` picker on these sessions (newest first).
+    pub fn open_sessions(&mut self, sessions: Vec<SessionChoice>) {
+        if sessions.is_empty() {
+            self.say("no earlier sessions in this directory");
+            return;
+        }
+        let items = sessions
+            .into_iter()
+            .map(|s| (s.when, s.first_prompt, s.id))
+            .collect();
+        self.picker = Some(Picker {
+            kind: PickerKind::Resume,
+            title: "Resume a session".into(),
+            items,
+            selected: 0,
+        });
+    }
+
+    /// A session was resumed: its conversation is shown again, briefly, and becomes the one
+    /// the UI works on.
+    pub fn replay(&mut self, messages: &[Message], model: &str) {
+        self.commit_answer(true);
+        self.info.model = model.to_string();
+        self.prompts.clear();
+        self.conversation.clear();
+        self.context = None;
+        self.plan.clear();
+        for message in messages {
+            match message.role {
+                Role::User if is_prompt(message) => {
+                    let text = first_text(message);
+                    self.pending.extend(cells::user_prompt(&text, self.width));
+                    self.prompts.push(text.clone());
+                    self.conversation.push(("user".into(), text));
+                }
+                Role::User => {}
+                Role::Assistant => {
+                    let text: String = message
+                        .content
+                        .iter()
+                        .filter_map(ContentBlock::text)
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    if !text.trim().is_empty() {
+                        self.answer = text.clone();
+                        self.commit_answer(true);
+                        self.last_answer = text.clone();
+                        self.conversation.push(("assistant".into(), text));
+                    }
+                    for block in &message.content {
+                        if let ContentBlock::ToolUse { name, input, .. } = block {
+                            let arg = cells::tool_argument(name, input, &self.info.cwd);
+                            self.pending.push(cells::tool_header(name, &arg, DIM));
+                        }
+                    }
+                }
+            }
+        }
+        let prompts = self.prompts.len();
+        self.say(&format!(
+            "resumed the session ({prompts} prompt{}); go on where it left off",
+            if prompts == 1 { "" } else { "s" }
+        ));
+    }
+
     /// Whether a run is in progress.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
@@ -311,18 +462,64 @@ impl App {
     pub fn on_event(&mut self, event: Event) {
         match event {
             Event::SessionStarted {
+                session_id,
                 model,
                 permission_mode,
                 ..
             } => {
+                self.session_id = session_id.to_string();
                 self.info.model = model;
                 self.mode = permission_mode;
             }
+            Event::UserMessage { content } => {
+                let message = Message {
+                    role: Role::User,
+                    content,
+                };
+                if is_prompt(&message) {
+                    self.prompts.push(first_text(&message));
+                }
+            }
+            Event::ToolProgress { tool_use_id, text } => {
+                if let Some(tool) = self.tools.iter_mut().find(|t| t.id == tool_use_id) {
+                    tool.tail.push_str(&text);
+                    if tool.tail.len() > TAIL_KEEP {
+                        let mut cut = tool.tail.len() - TAIL_KEEP;
+                        while !tool.tail.is_char_boundary(cut) {
+                            cut += 1;
+                        }
+                        tool.tail.drain(..cut);
+                    }
+                }
+            }
+            Event::Rewound {
+                user_turns_back,
+                prompt,
+                messages,
+            } => {
+                self.commit_answer(true);
+                self.prompts = messages
+                    .iter()
+                    .filter(|m| is_prompt(m))
+                    .map(first_text)
+                    .collect();
+                // The exported conversation loses the same prompts and what followed them.
+                let mut left = user_turns_back;
+                while left > 0 {
+                    match self.conversation.pop() {
+                        Some((who, _)) if who == "user" => left -= 1,
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                let shown = cells::truncate(prompt.lines().next().unwrap_or_default(), 60);
+                self.say(&format!(
+                    "rewound the conversation to before “{shown}”; edit the prompt and send it again"
+                ));
+                self.editor.set(prompt);
+            }
             // The UI registers no frontend hooks and does not ask for raw stream events.
-            Event::UserMessage { .. }
-            | Event::TurnStarted { .. }
-            | Event::HookCallback { .. }
-            | Event::StreamEvent { .. } => {}
+            Event::TurnStarted { .. } | Event::HookCallback { .. } | Event::StreamEvent { .. } => {}
             Event::TextDelta { text } => {
                 self.thinking = false;
                 self.output_chars += text.len();
@@ -364,6 +561,7 @@ impl App {
                     started: Instant::now(),
                     activity: None,
                     before,
+                    tail: String::new(),
                 });
             }
             Event::ToolResult {
@@ -458,10 +656,18 @@ impl App {
             Event::Compacted {
                 tokens_before,
                 tokens_after,
+                messages,
                 ..
-            } => self.say(&format!(
-                "conversation compacted ({tokens_before} → {tokens_after} tokens)"
-            )),
+            } => {
+                self.prompts = messages
+                    .iter()
+                    .filter(|m| is_prompt(m))
+                    .map(first_text)
+                    .collect();
+                self.say(&format!(
+                    "conversation compacted ({tokens_before} → {tokens_after} tokens)"
+                ));
+            }
             Event::PlanUpdated { items } => self.plan = items,
             Event::PermissionModeChanged { mode } => self.mode = mode,
             Event::ModelChanged { model } => self.info.model = model,
@@ -571,6 +777,34 @@ impl App {
 
     // ----- keys -----
 
+    /// Attaches an image to the prompt being written, shown as `[Image #N]` in it; bytes that
+    /// are not a PNG, JPEG, GIF or WebP image are refused with a message.
+    pub fn attach_image(&mut self, bytes: &[u8]) {
+        let Some(media_type) = image_type(bytes) else {
+            self.say("that is not an image keel can send (PNG, JPEG, GIF or WebP)");
+            return;
+        };
+        if bytes.len() > MAX_IMAGE_BYTES {
+            self.say(&format!(
+                "the image is too large to send ({} MB; the limit is {} MB)",
+                bytes.len() / 1_000_000,
+                MAX_IMAGE_BYTES / 1_000_000
+            ));
+            return;
+        }
+        self.image_count += 1;
+        let n = self.image_count;
+        self.images.push((
+            n,
+            ImageInput {
+                media_type: media_type.to_string(),
+                data: crate::base64_encode(bytes),
+            },
+        ));
+        self.editor.insert(&format!("[Image #{n}]"));
+        self.popup_dismissed = false;
+    }
+
     /// Text pasted into the terminal (bracketed paste).
     pub fn on_paste(&mut self, text: &str) {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
@@ -578,6 +812,14 @@ impl App {
             && let Some(message) = approval.deny_message.as_mut()
         {
             message.insert(&text);
+            return;
+        }
+        // A dragged or pasted image file's path attaches the image.
+        if let Some(path) = image_path(&text, &self.info.cwd) {
+            match std::fs::read(&path) {
+                Ok(bytes) => self.attach_image(&bytes),
+                Err(e) => self.say(&format!("could not read {}: {e}", path.display())),
+            }
             return;
         }
         let lines = text.lines().count();
@@ -614,13 +856,25 @@ impl App {
             self.search_key(key);
             return;
         }
+        if self.picker.is_some() {
+            self.picker_key(key);
+            return;
+        }
         let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if matches!(self.vim, Some(Vim::Normal { .. })) && !ctrl && !alt && self.vim_key(key) {
+            return;
+        }
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         let popup = self.popup();
         match key.code {
             KeyCode::Esc => {
                 if !popup.is_empty() && !self.popup_dismissed {
                     self.popup_dismissed = true;
+                } else if self.vim == Some(Vim::Insert) {
+                    self.vim = Some(Vim::Normal { pending_d: false });
+                    if self.running.is_some() {
+                        self.ops.push(Op::Interrupt);
+                    }
                 } else if self.running.is_some() {
                     self.ops.push(Op::Interrupt);
                 } else if self
@@ -628,9 +882,14 @@ impl App {
                     .is_some_and(|t| t.elapsed() < Duration::from_millis(800))
                 {
                     self.esc_at = None;
-                    // Esc Esc: the previous prompt comes back to edit and send again.
-                    if let Some(last) = self.history.last() {
-                        self.editor.set(last.clone());
+                    // Esc Esc: pick an earlier prompt of this conversation to go back to;
+                    // without one, the previous prompt comes back to edit and send again.
+                    if self.prompts.is_empty() {
+                        if let Some(last) = self.history.last() {
+                            self.editor.set(last.clone());
+                        }
+                    } else {
+                        self.open_rewind();
                     }
                 } else {
                     self.esc_at = Some(Instant::now());
@@ -688,7 +947,6 @@ impl App {
             KeyCode::Char(c) if ctrl => match c {
                 'a' => self.editor.home(),
                 'e' => self.editor.end(),
-                'b' => self.editor.left(),
                 'f' => self.editor.right(),
                 'u' => self.editor.kill_to_start(),
                 'k' => self.editor.kill_to_end(),
@@ -709,6 +967,8 @@ impl App {
                     });
                 }
                 's' => self.toggle_stash(),
+                'v' => self.actions.push(Action::PasteImage),
+                'b' => self.background(),
                 'r' => self.search = Some(String::new()),
                 'l' => {}
                 _ => {}
@@ -723,6 +983,206 @@ impl App {
             }
             _ => {}
         }
+    }
+
+    /// A key in vi's normal mode; false lets the usual handling take it (Enter, arrows, Esc).
+    fn vim_key(&mut self, key: KeyEvent) -> bool {
+        let KeyCode::Char(c) = key.code else {
+            return false;
+        };
+        let pending_d = matches!(self.vim, Some(Vim::Normal { pending_d: true }));
+        self.vim = Some(Vim::Normal { pending_d: false });
+        let insert = Some(Vim::Insert);
+        match c {
+            'h' => self.editor.left(),
+            'l' => self.editor.right(),
+            'j' => {
+                if self.editor.on_last_line() {
+                    self.history_next();
+                } else {
+                    self.editor.down();
+                }
+            }
+            'k' => {
+                if self.editor.on_first_line() {
+                    self.history_prev();
+                } else {
+                    self.editor.up();
+                }
+            }
+            'w' => self.editor.word_forward(),
+            'b' => self.editor.word_left(),
+            '0' => self.editor.home(),
+            '$' => self.editor.end(),
+            'x' => self.editor.delete(),
+            'd' if pending_d => self.editor.delete_line(),
+            'd' => self.vim = Some(Vim::Normal { pending_d: true }),
+            'i' => self.vim = insert,
+            'a' => {
+                self.editor.right();
+                self.vim = insert;
+            }
+            'A' => {
+                self.editor.end();
+                self.vim = insert;
+            }
+            'I' => {
+                self.editor.home();
+                self.vim = insert;
+            }
+            'o' => {
+                self.editor.end();
+                self.editor.insert("\n");
+                self.vim = insert;
+            }
+            // Other keys do nothing in normal mode rather than type.
+            _ => {}
+        }
+        true
+    }
+
+    fn picker_key(&mut self, key: KeyEvent) {
+        let Some(picker) = self.picker.as_mut() else {
+            return;
+        };
+        let count = picker.items.len();
+        let pick = match key.code {
+            KeyCode::Esc => {
+                self.picker = None;
+                return;
+            }
+            KeyCode::Up => {
+                picker.selected = picker.selected.saturating_sub(1);
+                None
+            }
+            KeyCode::Down | KeyCode::Tab => {
+                picker.selected = (picker.selected + 1).min(count.saturating_sub(1));
+                None
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() => {
+                let n = c.to_digit(10).unwrap_or(0) as usize;
+                (1..=count).contains(&n).then(|| n - 1)
+            }
+            KeyCode::Enter => Some(picker.selected),
+            _ => None,
+        };
+        let Some(pick) = pick else { return };
+        let Some(picker) = self.picker.take() else {
+            return;
+        };
+        let Some((_, _, value)) = picker.items.get(pick).cloned() else {
+            return;
+        };
+        match picker.kind {
+            PickerKind::Model => {
+                self.ops.push(Op::SetModel { model: value });
+            }
+            PickerKind::Resume => self.actions.push(Action::Resume(value)),
+            PickerKind::Rewind => {
+                let back = value.parse::<usize>().unwrap_or(1);
+                self.ops.push(Op::Rewind {
+                    user_turns_back: back,
+                });
+            }
+        }
+    }
+
+    /// The rewind picker: this conversation's prompts, newest first.
+    fn open_rewind(&mut self) {
+        if self.prompts.is_empty() {
+            self.say("nothing to rewind: no prompt was sent in this conversation yet");
+            return;
+        }
+        let items = self
+            .prompts
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, p)| {
+                let first = p.lines().next().unwrap_or_default().to_string();
+                let back = i + 1;
+                let detail = if back == 1 {
+                    "the last prompt".to_string()
+                } else {
+                    format!("{back} prompts back")
+                };
+                (first, detail, back.to_string())
+            })
+            .collect();
+        self.picker = Some(Picker {
+            kind: PickerKind::Rewind,
+            title: "Rewind to before which prompt? (it comes back to edit)".into(),
+            items,
+            selected: 0,
+        });
+    }
+
+    /// The `/model` picker: the model in use, Claude Code's aliases and the providers'
+    /// defaults.
+    fn open_models(&mut self) {
+        let current = self.info.model.clone();
+        let mut items: Vec<(String, String, String)> =
+            vec![(current.clone(), "in use".into(), current.clone())];
+        let mut add = |label: &str, detail: &str, model: &str| {
+            if !items.iter().any(|(_, _, m)| m == model) {
+                items.push((label.to_string(), detail.to_string(), model.to_string()));
+            }
+        };
+        if current.to_ascii_lowercase().starts_with("claude") {
+            for (alias, what) in [
+                ("sonnet", "balanced, the default"),
+                ("opus", "most capable"),
+                ("haiku", "fastest"),
+            ] {
+                let model = keel_model::models::resolve_alias(alias, &current);
+                add(&format!("{alias} ({model})"), what, &model);
+            }
+        } else {
+            add(
+                keel_model::models::DEFAULT_OPENAI_MODEL,
+                "OpenAI's default",
+                keel_model::models::DEFAULT_OPENAI_MODEL,
+            );
+            add(
+                keel_model::models::DEFAULT_OPENROUTER_MODEL,
+                "OpenRouter's default",
+                keel_model::models::DEFAULT_OPENROUTER_MODEL,
+            );
+        }
+        self.picker = Some(Picker {
+            kind: PickerKind::Model,
+            title: "Switch the model (/model <name> sets any other)".into(),
+            items,
+            selected: 0,
+        });
+    }
+
+    /// Ctrl+B: the prompt runs as a background task instead of in this conversation.
+    fn background(&mut self) {
+        let text = self.editor.text().trim().to_string();
+        if text.is_empty() {
+            self.hint("type a prompt first; ctrl+b runs it as a background task");
+            return;
+        }
+        if text.starts_with(['/', '!', '#']) {
+            self.hint("ctrl+b runs prompts, not commands");
+            return;
+        }
+        self.editor.take();
+        let mut prompt = text.clone();
+        for (i, paste) in self.pastes.iter().enumerate() {
+            let lines = paste.lines().count();
+            prompt = prompt.replace(&format!("[Pasted text #{} +{lines} lines]", i + 1), paste);
+        }
+        if self.history.last() != Some(&text) {
+            self.history.push(text.clone());
+        }
+        let lines = cells::user_prompt(&format!("{text}  (background)"), self.width);
+        self.pending.extend(lines);
+        self.actions.push(Action::Background {
+            prompt,
+            mode: self.mode.clone(),
+        });
     }
 
     fn hint(&mut self, text: &str) {
@@ -1127,8 +1587,20 @@ impl App {
         if std::mem::take(&mut self.think_next) && !text.starts_with('/') {
             prompt.push_str("\n\nThink hard about this.");
         }
+        let images: Vec<ImageInput> = std::mem::take(&mut self.images)
+            .into_iter()
+            .filter(|(n, _)| text.contains(&format!("[Image #{n}]")))
+            .map(|(_, image)| image)
+            .collect();
         self.conversation.push(("user".into(), text));
-        self.ops.push(Op::UserInput { text: prompt });
+        if images.is_empty() {
+            self.ops.push(Op::UserInput { text: prompt });
+        } else {
+            self.ops.push(Op::UserInputWithImages {
+                text: prompt,
+                images,
+            });
+        }
         if self.running.is_none() {
             self.running = Some(Instant::now());
             self.output_chars = 0;
@@ -1233,6 +1705,41 @@ impl App {
                 echo(self);
                 self.actions.push(Action::Doctor);
             }
+            "vim" => {
+                echo(self);
+                if self.vim.is_some() {
+                    self.vim = None;
+                    self.say("vi editing off");
+                } else {
+                    self.vim = Some(Vim::Insert);
+                    self.say("vi editing on: esc for normal mode (h j k l w b 0 $ x dd i a A o); /vim again turns it off");
+                }
+            }
+            "model" if args.is_empty() => {
+                echo(self);
+                self.open_models();
+            }
+            "resume" | "continue" => {
+                echo(self);
+                if args.is_empty() {
+                    self.actions.push(Action::ListSessions);
+                } else {
+                    self.actions.push(Action::Resume(args.to_string()));
+                }
+            }
+            "rewind" => {
+                echo(self);
+                if args.is_empty() {
+                    self.open_rewind();
+                } else {
+                    match args.parse::<usize>() {
+                        Ok(back) if back > 0 => self.ops.push(Op::Rewind {
+                            user_turns_back: back,
+                        }),
+                        _ => self.say("/rewind takes how many prompts back, e.g. /rewind 2"),
+                    }
+                }
+            }
             _ => return false,
         }
         true
@@ -1283,6 +1790,18 @@ impl App {
                 Color::DarkGray
             };
             rows.push(cells::tool_header(&tool.name, &arg, Style::new().fg(blink)));
+            let tail = tail_lines(&tool.tail, TAIL_LINES);
+            if tool.activity.is_none() && !tail.is_empty() {
+                for (i, line) in tail.iter().enumerate() {
+                    let lead = if i == 0 { "  ⎿  " } else { "     " };
+                    let text = cells::truncate(
+                        &format!("{lead}{line}"),
+                        usize::from(width).saturating_sub(1),
+                    );
+                    rows.push(Line::styled(text, DIM));
+                }
+                continue;
+            }
             let detail = match &tool.activity {
                 Some(a) => format!("  ⎿  {a}"),
                 None => format!("  ⎿  running… {}s", tool.started.elapsed().as_secs()),
@@ -1320,6 +1839,8 @@ impl App {
             rows.extend(approval_rows(approval, &self.info.cwd, width));
         } else if let Some(asking) = &self.asking {
             rows.extend(question_rows(asking, width));
+        } else if let Some(picker) = &self.picker {
+            rows.extend(picker_rows(picker, width));
         } else if let Some(query) = &self.search {
             rows.push(rule.clone());
             let found = self.search_match().cloned().unwrap_or_default();
@@ -1403,6 +1924,11 @@ impl App {
         if self.expanded {
             parts.push("expanded".into());
         }
+        match self.vim {
+            Some(Vim::Insert) => parts.push("-- INSERT --".into()),
+            Some(Vim::Normal { .. }) => parts.push("-- NORMAL --".into()),
+            None => {}
+        }
         let text = cells::truncate(&format!("  {}", parts.join(" · ")), usize::from(width));
         Line::styled(text, DIM)
     }
@@ -1466,6 +1992,134 @@ fn approval_rows(approval: &Approval, cwd: &std::path::Path, width: u16) -> Vec<
     }
     rows.push(rule);
     rows
+}
+
+fn picker_rows(picker: &Picker, width: u16) -> Vec<Line<'static>> {
+    let accent = Style::new().fg(Color::Cyan);
+    let rule = Line::styled("─".repeat(usize::from(width)), accent);
+    let mut rows = vec![
+        rule.clone(),
+        Line::styled(picker.title.clone(), accent.add_modifier(Modifier::BOLD)),
+    ];
+    let start = picker.selected.saturating_sub(PICKER_ROWS - 1);
+    for (i, (label, detail, _)) in picker
+        .items
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(PICKER_ROWS)
+    {
+        let selected = i == picker.selected;
+        let marker = if selected { "❯" } else { " " };
+        let style = if selected {
+            accent.add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        let head = cells::truncate(
+            &format!("{marker} {}. {label}", i + 1),
+            usize::from(width).saturating_sub(2),
+        );
+        let room = usize::from(width).saturating_sub(head.chars().count() + 2);
+        let mut spans = vec![Span::styled(head, style)];
+        if !detail.is_empty() && room > 8 {
+            spans.push(Span::styled(
+                format!("  {}", cells::truncate(detail, room)),
+                DIM,
+            ));
+        }
+        rows.push(Line::from(spans));
+    }
+    rows.push(Line::styled(
+        "  ↑/↓ or number · enter picks · esc closes",
+        DIM,
+    ));
+    rows.push(rule);
+    rows
+}
+
+/// The last `count` lines of a command's output as a terminal would show them: a carriage
+/// return starts the line over (progress bars), control characters are dropped.
+fn tail_lines(tail: &str, count: usize) -> Vec<String> {
+    let mut lines: Vec<String> = tail
+        .lines()
+        .map(|l| {
+            let l = l.rsplit('\r').find(|p| !p.is_empty()).unwrap_or_default();
+            l.chars()
+                .map(|c| if c == '\t' { ' ' } else { c })
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let skip = lines.len().saturating_sub(count);
+    lines.drain(..skip);
+    lines
+}
+
+/// The largest image sent (the API refuses images over 5 MB).
+const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
+
+/// The media type of image bytes, from their signature.
+fn image_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() > 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// The image file pasted text names, if it is one: a single path (as terminals paste a
+/// dragged file: maybe quoted, maybe `file://`, spaces maybe escaped) to an existing file with
+/// an image extension.
+fn image_path(text: &str, cwd: &std::path::Path) -> Option<PathBuf> {
+    let text = text.trim();
+    if text.is_empty() || text.contains('\n') {
+        return None;
+    }
+    let unquoted = text
+        .strip_prefix('\'')
+        .and_then(|t| t.strip_suffix('\''))
+        .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
+        .unwrap_or(text);
+    let raw = unquoted.strip_prefix("file://").unwrap_or(unquoted);
+    let raw = raw.replace("\\ ", " ");
+    let lower = raw.to_ascii_lowercase();
+    if ![".png", ".jpg", ".jpeg", ".gif", ".webp"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+    {
+        return None;
+    }
+    let path = cwd.join(raw);
+    path.is_file().then_some(path)
+}
+
+/// Whether a user message is a prompt (text, no tool results), as the engine counts prompts
+/// for a rewind.
+fn is_prompt(message: &Message) -> bool {
+    message.role == Role::User
+        && message.content.iter().any(|b| b.text().is_some())
+        && !message
+            .content
+            .iter()
+            .any(|b| matches!(b, ContentBlock::ToolResult { .. }))
+}
+
+/// A message's first text block.
+fn first_text(message: &Message) -> String {
+    message
+        .content
+        .iter()
+        .find_map(ContentBlock::text)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn question_rows(asking: &Asking, width: u16) -> Vec<Line<'static>> {

@@ -15,14 +15,24 @@ pub const TUI_COMMANDS: &[(&str, &str)] = &[
     ("export", "Write the conversation to a Markdown file [path]"),
     ("files", "List the pinned files"),
     ("mode", "Switch the permission mode [mode]"),
+    ("model", "Pick the model from a list, or switch to [name]"),
     (
         "plan",
         "Switch to plan mode (read-only until a plan is approved)",
     ),
     ("quit", "Leave keel"),
+    (
+        "resume",
+        "Pick an earlier session of this directory to continue [id]",
+    ),
     ("review", "Ask the agent to review the uncommitted changes"),
+    (
+        "rewind",
+        "Go back to before an earlier prompt and edit it [n]",
+    ),
     ("think", "Think harder on the next prompt"),
     ("version", "Show keel's version"),
+    ("vim", "Toggle vi editing of the prompt"),
 ];
 
 /// One completion candidate: the command (without `/`) and its description.

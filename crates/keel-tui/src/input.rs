@@ -160,6 +160,30 @@ impl Editor {
         self.cursor += skip + word;
     }
 
+    /// Moves to the start of the next word (vi's `w`).
+    pub fn word_forward(&mut self) {
+        let after = &self.text[self.cursor..];
+        let word = after.find(char::is_whitespace).unwrap_or(after.len());
+        let rest = &after[word..];
+        let space = rest.len() - rest.trim_start().len();
+        self.cursor += word + space;
+    }
+
+    /// Deletes the cursor's line with its line break (vi's `dd`).
+    pub fn delete_line(&mut self) {
+        let start = self.line_start();
+        let end = self.line_end();
+        if end < self.text.len() {
+            self.text.replace_range(start..=end, "");
+        } else {
+            // The last line: the break before it goes instead.
+            let from = start.saturating_sub(1);
+            self.text.replace_range(from..end, "");
+        }
+        self.cursor = start.min(self.text.len());
+        self.cursor = self.line_start();
+    }
+
     /// Deletes the word before the cursor (Ctrl+W).
     pub fn delete_word(&mut self) {
         let end = self.cursor;

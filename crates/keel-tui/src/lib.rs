@@ -22,7 +22,7 @@ pub mod markdown;
 pub mod term;
 pub mod wrap;
 
-pub use app::{Action, App, Startup};
+pub use app::{Action, App, SessionChoice, Startup};
 
 /// Why the terminal UI could not run.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +78,8 @@ pub async fn run(
         version: version.to_string(),
         history: load_history(&history_path),
     };
-    let session = prepared.session;
-    let (ops, ops_rx) = mpsc::unbounded_channel::<Op>();
-    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
-    let engine = tokio::spawn(session.serve(ops_rx, events_tx));
+    let mut provider = Provider::of(&prepared);
+    let mut live = Live::serve(prepared);
 
     let mut screen = term::Screen::start()?;
     let mut app = App::new(startup, screen.width(), screen.height());
@@ -89,6 +87,8 @@ pub async fn run(
     let mut keys = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     let (shell_tx, mut shell_rx) = mpsc::unbounded_channel::<(String, String)>();
+    let (say_tx, mut say_rx) = mpsc::unbounded_channel::<String>();
+    let (image_tx, mut image_rx) = mpsc::unbounded_channel::<Result<Vec<u8>, String>>();
     let mut files = Some(files);
     let mut last_draw = Instant::now() - FRAME;
     let mut dirty = true;
@@ -126,17 +126,28 @@ pub async fn run(
                     dirty = true;
                     last_draw = Instant::now() - FRAME;
                 }
-                event = events.recv() => {
+                event = live.events.recv() => {
                     let Some(event) = event else { break };
                     app.on_event(event);
                     // Take whatever else has arrived before drawing once.
-                    while let Ok(event) = events.try_recv() {
+                    while let Ok(event) = live.events.try_recv() {
                         app.on_event(event);
                     }
                     dirty = true;
                 }
                 Some((command, output)) = shell_rx.recv() => {
                     app.shell_output(&command, &output);
+                    dirty = true;
+                }
+                Some(text) = say_rx.recv() => {
+                    app.say(&text);
+                    dirty = true;
+                }
+                Some(image) = image_rx.recv() => {
+                    match image {
+                        Ok(bytes) => app.attach_image(&bytes),
+                        Err(problem) => app.say(&problem),
+                    }
                     dirty = true;
                 }
                 found = async {
@@ -157,7 +168,7 @@ pub async fn run(
                 () = tokio::time::sleep(wait) => {}
             }
             for op in app.take_ops() {
-                if ops.send(op).is_err() {
+                if live.ops.send(op).is_err() {
                     return Ok(());
                 }
             }
@@ -171,6 +182,44 @@ pub async fn run(
             for action in app.take_actions() {
                 match action {
                     Action::Exit => exit = true,
+                    Action::Resume(id) => {
+                        if let Some(next) = resume(&id, &options, ws, &mut app).await {
+                            provider = Provider::of(&next);
+                            let messages = next.session.messages().to_vec();
+                            let model = next.model.clone();
+                            let old = std::mem::replace(&mut live, Live::serve(next));
+                            old.close().await;
+                            app.replay(&messages, &model);
+                        }
+                    }
+                    Action::Background { prompt, mode } => {
+                        let text = match background(&live.tasks, ws, &prompt, &mode).await {
+                            Ok(info) => format!(
+                                "running in the background as task {} (keel -p); its output goes to {}",
+                                info.id,
+                                info.output_file.display()
+                            ),
+                            Err(e) => format!("could not start the background task: {e}"),
+                        };
+                        app.say(&text);
+                    }
+                    Action::PasteImage => {
+                        let images = image_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = images.send(clipboard_image().await);
+                        });
+                    }
+                    Action::Doctor => {
+                        let checks = Checks {
+                            local: doctor(ws),
+                            provider: provider.clone(),
+                            mcp: live.mcp.clone(),
+                        };
+                        let say = say_tx.clone();
+                        tokio::spawn(async move {
+                            let _ = say.send(checks.run().await);
+                        });
+                    }
                     other => perform(other, &mut app, ws, &shell_tx),
                 }
                 dirty = true;
@@ -186,10 +235,248 @@ pub async fn run(
     let rest = app.take_scrollback();
     let _ = screen.insert(&rest);
     screen.finish()?;
-    drop(ops);
-    // The engine closes its transcript once it sees no more ops will come.
-    let _ = tokio::time::timeout(Duration::from_secs(5), engine).await;
+    live.close().await;
     result
+}
+
+/// The session being served: its ops in, its events out, and its MCP servers.
+struct Live {
+    ops: mpsc::UnboundedSender<Op>,
+    events: mpsc::UnboundedReceiver<Event>,
+    engine: tokio::task::JoinHandle<()>,
+    mcp: Option<keel_mcp::McpManager>,
+    /// The session's background tasks (Ctrl+B adds to them, so the agent sees them too).
+    tasks: std::sync::Arc<keel_tasks::TaskRuntime>,
+}
+
+impl Live {
+    fn serve(prepared: keel_setup::Prepared) -> Self {
+        let (ops, ops_rx) = mpsc::unbounded_channel::<Op>();
+        let (events_tx, events) = mpsc::unbounded_channel::<Event>();
+        let mcp = prepared.mcp.clone();
+        let tasks = prepared.tasks.clone();
+        let engine = tokio::spawn(prepared.session.serve(ops_rx, events_tx));
+        Self {
+            ops,
+            events,
+            engine,
+            mcp,
+            tasks,
+        }
+    }
+
+    /// Ends the session: the engine closes its transcript once it sees no more ops will come.
+    async fn close(self) {
+        drop(self.ops);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.engine).await;
+    }
+}
+
+/// Starts `keel -p <prompt>` as a background task of the session, in `mode`, so it shows with
+/// the agent's own background tasks.
+async fn background(
+    tasks: &keel_tasks::TaskRuntime,
+    ws: &Workspace,
+    prompt: &str,
+    mode: &str,
+) -> Result<keel_tasks::background::JobInfo, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find keel's own binary: {e}"))?;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+    let command = format!(
+        "{} -p --permission-mode {} -- {}",
+        quote(&exe.display().to_string()),
+        quote(mode),
+        quote(prompt)
+    );
+    let ctx = keel_tools::ToolContext::new(
+        &ws.cwd,
+        std::env::temp_dir(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let first = prompt.lines().next().unwrap_or_default();
+    let description: String = first.chars().take(60).collect();
+    tasks
+        .background()
+        .start_shell(
+            &keel_tools::BackgroundCommand {
+                command,
+                description: Some(format!("keel -p: {description}")),
+                sandbox: None,
+            },
+            &ctx,
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Builds the session `/resume` continues, or says why it cannot.
+async fn resume(
+    id: &str,
+    options: &SessionOptions,
+    ws: &Workspace,
+    app: &mut App,
+) -> Option<keel_setup::Prepared> {
+    if app.is_running() {
+        app.say("a turn is running: interrupt it (esc) before resuming another session");
+        return None;
+    }
+    if id == app.session_id() {
+        app.say("that is the session already open");
+        return None;
+    }
+    let mut next = options.clone();
+    next.resume = Some(id.to_string());
+    next.continue_session = false;
+    next.session_id = None;
+    next.fork_session = false;
+    let extras = Extras {
+        answers_questions: true,
+        ..Extras::default()
+    };
+    match prepare_with(&next, ws, Approver::Interactive, extras).await {
+        Ok(prepared) => Some(prepared),
+        Err(e) => {
+            app.say(&format!("could not resume {id}: {e}"));
+            None
+        }
+    }
+}
+
+/// The clipboard's image, read with the desktop's clipboard tool (`wl-paste` on Wayland,
+/// `xclip` on X11): keel links no windowing-system library of its own.
+async fn clipboard_image() -> Result<Vec<u8>, String> {
+    let tools: [(&str, &[&str]); 2] = [
+        ("wl-paste", &["--no-newline", "--type", "image/png"]),
+        (
+            "xclip",
+            &["-selection", "clipboard", "-target", "image/png", "-out"],
+        ),
+    ];
+    let mut tried = Vec::new();
+    for (tool, args) in tools {
+        match tokio::process::Command::new(tool)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+        {
+            Ok(out) if out.status.success() && !out.stdout.is_empty() => return Ok(out.stdout),
+            Ok(out) => tried.push(format!(
+                "{tool}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tried.push(format!("{tool}: {e}")),
+        }
+    }
+    if tried.is_empty() {
+        Err(
+            "no clipboard tool found to read an image (install wl-clipboard or xclip), \
+             or paste or drag the image file's path instead"
+                .to_string(),
+        )
+    } else {
+        Err(format!(
+            "no image on the clipboard ({}); paste or drag the image file's path instead",
+            tried.join("; ")
+        ))
+    }
+}
+
+/// Where the session's model requests go, for `/doctor`.
+#[derive(Debug, Clone)]
+struct Provider {
+    name: String,
+    base_url: String,
+}
+
+impl Provider {
+    fn of(prepared: &keel_setup::Prepared) -> Self {
+        Self {
+            name: prepared.provider.clone(),
+            base_url: prepared.base_url.clone(),
+        }
+    }
+}
+
+/// The `/doctor` checks that need the network or the session, run off the UI's loop.
+struct Checks {
+    local: String,
+    provider: Provider,
+    mcp: Option<keel_mcp::McpManager>,
+}
+
+/// How long `/doctor` waits for the provider to answer.
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Checks {
+    async fn run(self) -> String {
+        let mut lines = vec![self.local];
+        lines.push(reachability(&self.provider).await);
+        match &self.mcp {
+            None => lines.push("MCP servers: none configured".to_string()),
+            Some(manager) => {
+                let statuses = manager.statuses();
+                if statuses.is_empty() {
+                    lines.push("MCP servers: none configured".to_string());
+                }
+                for (name, status) in statuses {
+                    lines.push(format!("MCP server {name}: {status}"));
+                }
+            }
+        }
+        lines.join("\n")
+    }
+}
+
+/// Whether the provider's base URL answers: any HTTP status means it is reachable (keel sends
+/// no key here, so 401 and 404 are normal); a connection error or timeout is reported as is.
+async fn reachability(provider: &Provider) -> String {
+    let url = &provider.base_url;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return format!(
+            "provider: {} ({url}), nothing to reach over the network",
+            provider.name
+        );
+    }
+    let client = match reqwest::Client::builder().timeout(REACH_TIMEOUT).build() {
+        Ok(client) => client,
+        Err(e) => {
+            return format!(
+                "provider: {} at {url}: cannot make a client: {e}",
+                provider.name
+            );
+        }
+    };
+    match client.get(url).send().await {
+        Ok(response) => format!(
+            "provider: {} at {url} is reachable (HTTP {})",
+            provider.name,
+            response.status().as_u16()
+        ),
+        Err(e) if e.is_timeout() => format!(
+            "provider: {} at {url} did not answer within {}s: check the network or the base URL",
+            provider.name,
+            REACH_TIMEOUT.as_secs()
+        ),
+        Err(e) => format!(
+            "provider: {} at {url} is NOT reachable: {}",
+            provider.name,
+            error_chain(&e)
+        ),
+    }
+}
+
+/// An error with its causes, which for a connection failure say what actually went wrong.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn draw<W: Write>(screen: &mut term::Screen<W>, app: &mut App) -> std::io::Result<()> {
@@ -206,7 +493,28 @@ fn perform(
     shell: &mpsc::UnboundedSender<(String, String)>,
 ) {
     match action {
-        Action::Exit => {}
+        Action::Exit | Action::Resume(_) | Action::Doctor | Action::PasteImage => {}
+        Action::Background { .. } => {}
+        Action::ListSessions => {
+            let store = keel_session::SessionStore::new(&ws.home);
+            match store.list(Some(&ws.cwd)) {
+                Ok(sessions) => {
+                    let current = app.session_id().to_string();
+                    let choices = sessions
+                        .into_iter()
+                        .filter(|s| s.id != current)
+                        .take(50)
+                        .map(|s| SessionChoice {
+                            when: s.started.get(..16).unwrap_or(&s.started).replace('T', " "),
+                            first_prompt: s.first_prompt,
+                            id: s.id,
+                        })
+                        .collect();
+                    app.open_sessions(choices);
+                }
+                Err(e) => app.say(&format!("could not list the sessions: {e}")),
+            }
+        }
         Action::Shell(command) => {
             let cwd = ws.cwd.clone();
             let shell = shell.clone();
@@ -285,10 +593,6 @@ fn perform(
                 None => app.print(color_diff(&diff)),
             }
         }
-        Action::Doctor => {
-            let report = doctor(ws);
-            app.say(&report);
-        }
     }
 }
 
@@ -365,7 +669,8 @@ fn remember(cwd: &Path, note: &str) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-fn base64_encode(bytes: &[u8]) -> String {
+/// Standard base64 (for OSC 52 and image blocks) without a dependency for it.
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

@@ -198,3 +198,46 @@ fn viewport_with_an_approval_question() {
     });
     insta::assert_snapshot!("viewport_approval_60", viewport(&mut app));
 }
+
+#[test]
+fn viewport_with_a_running_command_shows_its_last_lines() {
+    let mut app = app(60);
+    app.on_event(keel_protocol::Event::ToolCallStarted {
+        tool_use_id: "b1".into(),
+        name: "Bash".into(),
+        input: json!({"command": "cargo test"}),
+    });
+    for text in [
+        "   Compiling keel v0.1.0\n",
+        "running 12 tests\ntest a ... ok\n",
+        "test b ... ok\nprogress 10%\rprogress 50%\r",
+    ] {
+        app.on_event(keel_protocol::Event::ToolProgress {
+            tool_use_id: "b1".into(),
+            text: text.into(),
+        });
+    }
+    insta::assert_snapshot!("viewport_bash_tail_60", viewport(&mut app));
+}
+
+#[test]
+fn viewport_with_the_rewind_picker() {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = app(60);
+    for prompt in ["first question", "second question\nwith a second line"] {
+        app.on_event(keel_protocol::Event::UserMessage {
+            content: vec![keel_protocol::ContentBlock::Text {
+                text: prompt.into(),
+            }],
+        });
+    }
+    app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    app.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE));
+    insta::assert_snapshot!("viewport_rewind_picker_60", viewport(&mut app));
+    // Picking sends the rewind; nothing else is sent.
+    app.on_key(KeyEvent::new(KeyCode::Char('2'), KeyModifiers::NONE));
+    assert_eq!(
+        app.take_ops(),
+        vec![keel_protocol::Op::Rewind { user_turns_back: 2 }]
+    );
+}

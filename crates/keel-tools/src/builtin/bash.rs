@@ -210,8 +210,13 @@ async fn run(
             status
         };
         let read = async {
-            let both =
-                async { tokio::join!(read_into(stdout, &mut out), read_into(stderr, &mut err)) };
+            let both = async {
+                let progress = ctx.progress.as_ref().map(Throttle::new);
+                tokio::join!(
+                    read_into(stdout, &mut out, progress.clone()),
+                    read_into(stderr, &mut err, progress)
+                )
+            };
             let grace = async {
                 if exited_rx.await.is_ok() {
                     tokio::time::sleep(PIPE_GRACE).await;
@@ -464,13 +469,97 @@ impl Capture {
     }
 }
 
-async fn read_into(mut pipe: impl AsyncRead + Unpin, capture: &mut Capture) {
+async fn read_into(
+    mut pipe: impl AsyncRead + Unpin,
+    capture: &mut Capture,
+    progress: Option<Throttle>,
+) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match pipe.read(&mut buf).await {
+        let waiting = progress.as_ref().is_some_and(Throttle::has_pending);
+        // Output held back by the throttle goes out once the command is quiet for a moment,
+        // so the last lines before a pause are shown. (`read` is cancel-safe.)
+        let read = tokio::select! {
+            read = pipe.read(&mut buf) => read,
+            () = tokio::time::sleep(PROGRESS_EVERY), if waiting => {
+                if let Some(progress) = &progress {
+                    progress.flush();
+                }
+                continue;
+            }
+        };
+        match read {
             Ok(0) | Err(_) => return,
-            Ok(n) => capture.push(&buf[..n]),
+            Ok(n) => {
+                capture.push(&buf[..n]);
+                if let Some(progress) = &progress {
+                    progress.push(&buf[..n]);
+                }
+            }
         }
+    }
+}
+
+/// How often live output is reported at most: a command printing in a tight loop must not
+/// flood the frontend with events.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// The most live output kept between two reports (a live view shows the last lines only).
+const PROGRESS_KEEP: usize = 4096;
+
+/// Batches a command's output into progress reports (shared by its stdout and stderr readers).
+#[derive(Clone)]
+struct Throttle {
+    progress: crate::Progress,
+    state: std::sync::Arc<std::sync::Mutex<(std::time::Instant, Vec<u8>)>>,
+}
+
+impl Throttle {
+    fn new(progress: &crate::Progress) -> Self {
+        Self {
+            progress: progress.clone(),
+            state: std::sync::Arc::new(std::sync::Mutex::new((
+                std::time::Instant::now() - PROGRESS_EVERY,
+                Vec::new(),
+            ))),
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.state.lock().is_ok_and(|state| !state.1.is_empty())
+    }
+
+    /// Reports what is held back now.
+    fn flush(&self) {
+        let text = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            if state.1.is_empty() {
+                return;
+            }
+            state.0 = std::time::Instant::now();
+            String::from_utf8_lossy(&std::mem::take(&mut state.1)).into_owned()
+        };
+        self.progress.report(&text);
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let text = {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            state.1.extend_from_slice(bytes);
+            if state.1.len() > PROGRESS_KEEP {
+                let excess = state.1.len() - PROGRESS_KEEP;
+                state.1.drain(..excess);
+            }
+            if state.0.elapsed() < PROGRESS_EVERY {
+                return;
+            }
+            state.0 = std::time::Instant::now();
+            String::from_utf8_lossy(&std::mem::take(&mut state.1)).into_owned()
+        };
+        self.progress.report(&text);
     }
 }
 
