@@ -11,7 +11,10 @@ use crate::reply::{Reply, ReplyBlock, json_pieces, random_id, text_pieces, unix_
 
 /// One SSE frame: `event: TYPE`, `data: JSON` (which repeats the type), blank line.
 fn frame(data: &Value) -> Bytes {
-    let name = data.get("type").and_then(Value::as_str).unwrap_or("message");
+    let name = data
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message");
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
@@ -148,7 +151,8 @@ pub(crate) fn stream_frames(reply: &Reply) -> Vec<Bytes> {
         let id = &item.id;
         match &item.kind {
             ItemKind::Message(text) => {
-                let part = |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
+                let part =
+                    |text: &str| json!({"type": "output_text", "text": text, "annotations": []});
                 frames.push(next(json!({
                     "type": "response.content_part.added", "item_id": id,
                     "output_index": index, "content_index": 0, "part": part(""),
