@@ -3,17 +3,18 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use clap::Parser;
+use anyhow::{Context, Result, bail};
+use keel_setup::{Workspace, WorkspaceRequest};
 
 mod args;
 mod commands;
+mod control;
 mod print;
 mod render;
-mod setup;
+mod stream_input;
+mod work;
 
-use args::{Args, Command};
-use setup::Workspace;
+use args::{Args, Command, InputFormat};
 
 fn main() -> ExitCode {
     // keel re-executes itself to confine a shell command: apply the sandbox, then exec the
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         let code = keel_policy::sandbox::run_launcher(std::env::args_os().skip(2));
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
-    let args = Args::parse();
+    let args = args::parse_lenient();
     init_logging();
     match run(args) {
         Ok(code) => code,
@@ -47,8 +48,29 @@ fn init_logging() {
         .try_init();
 }
 
+/// The workspace of the current directory, with warnings printed to stderr.
+fn load_workspace(args: &Args) -> Result<Workspace> {
+    let cwd = std::env::current_dir().context("cannot determine the current directory")?;
+    load_workspace_in(args, cwd)
+}
+
+/// The workspace of `cwd` (a team member works each task in its own worktree).
+fn load_workspace_in(args: &Args, cwd: std::path::PathBuf) -> Result<Workspace> {
+    let home = std::env::home_dir()
+        .filter(|h| !h.as_os_str().is_empty())
+        .context("cannot determine your home directory; set HOME")?;
+    Ok(Workspace::load(WorkspaceRequest {
+        cwd,
+        home,
+        env: std::env::vars().collect(),
+        settings: args.settings.clone(),
+        setting_sources: args.setting_sources.clone(),
+        warn: std::sync::Arc::new(|warning| eprintln!("keel: warning: {warning}")),
+    })?)
+}
+
 fn run(mut args: Args) -> Result<ExitCode> {
-    let ws = Workspace::load(args.settings.as_deref(), args.setting_sources.as_deref())?;
+    let ws = load_workspace(&args)?;
     match args.command.take() {
         Some(Command::Config(command)) => commands::config::run(command, &ws),
         Some(Command::Permissions(command)) => commands::permissions::run(command, &args, &ws),
@@ -57,7 +79,19 @@ fn run(mut args: Args) -> Result<ExitCode> {
         Some(Command::Mcp(command)) => commands::mcp::run(command, &args, &ws),
         Some(Command::Hooks(command)) => commands::hooks::run(command, &ws),
         Some(Command::Sandbox(command)) => commands::sandbox::run(command, &ws),
-        None if args.print => print::run(&args, &ws),
+        Some(Command::Serve(command)) => commands::serve::run(command, &args, &ws),
+        Some(Command::Acp(command)) => commands::acp::run(command, &args, &ws),
+        Some(Command::Tasks(command)) => commands::tasks::run(command, &ws),
+        Some(Command::Cron(command)) => commands::cron::run(command, &ws),
+        Some(Command::Daemon(command)) => commands::cron::daemon(command, &args, &ws),
+        Some(Command::Worktree(command)) => commands::worktree::run(command, &ws),
+        Some(Command::Teammate(command)) => commands::teammate::run(command, &ws),
+        None if args.print || args.input_format == InputFormat::StreamJson => {
+            for (flag, instead) in args.unsupported.given() {
+                eprintln!("keel: warning: {flag} is not supported yet; {instead}");
+            }
+            print::run(&args, &ws)
+        }
         None => bail!(
             "the interactive terminal UI is not available in this version; use print mode: \
              keel -p \"your prompt\" (see keel --help)"

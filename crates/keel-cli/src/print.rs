@@ -6,13 +6,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use keel_engine::{Approver, Session};
+use keel_engine::Session;
 use keel_protocol::{Event, Op, Outcome};
 use tokio::sync::mpsc;
 
-use crate::args::{Args, OutputFormat};
+use crate::args::{Args, InputFormat, OutputFormat};
 use crate::render::{Renderer, RunInfo, outcome_message};
-use crate::setup::{Workspace, prepare};
+use keel_setup::{Extras, Workspace, prepare_with};
+
+use crate::args::approver_for;
 
 /// Exit status after an interrupt, as shells report death by SIGINT.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -22,21 +24,42 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
     if args.output_format == OutputFormat::StreamJson && !args.verbose {
         bail!("--output-format=stream-json requires --verbose (as with claude -p)");
     }
+    if args.input_format == InputFormat::StreamJson {
+        return crate::stream_input::run(args, ws);
+    }
+    let approver = approver_for(args)?;
     let prompt = read_prompt(args.prompt.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let outcome = runtime.block_on(async {
-        let prepared = prepare(args, ws, Approver::Unattended).await?;
+        let extras = Extras {
+            stream_events: args.include_partial_messages
+                && args.output_format == OutputFormat::StreamJson,
+            member_flags: Some(crate::work::member_flags(args)),
+            ..Extras::default()
+        };
+        let prepared = prepare_with(&args.session_options(), ws, approver, extras).await?;
         let info = RunInfo {
             model: prepared.model,
             api_key_source: prepared.api_key_source,
             max_output_tokens: prepared.max_output_tokens,
             context_window: prepared.context_window,
             mcp_servers: prepared.mcp_servers,
+            slash_commands: prepared.slash_commands,
+            agents: prepared.agents,
+            skills: prepared.skills,
         };
-        print_mode(prepared.session, prompt, args.output_format, info).await
+        print_mode(
+            prepared.session,
+            prompt,
+            args.output_format,
+            info,
+            args.include_partial_messages,
+            Some(prepared.tasks),
+        )
+        .await
     })?;
     // Tools may leave blocking work (a directory walk) behind after an interrupt: don't wait.
     runtime.shutdown_background();
@@ -44,24 +67,54 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
 }
 
 /// Runs one prompt to completion, rendering events as they come; returns how the run ended.
+/// With a task runtime, a run that leaves work behind (team members still working, a wake-up
+/// the agent scheduled) is followed by the next prompt that work produces, until none can come.
 pub async fn print_mode(
     session: Session,
     prompt: String,
     format: OutputFormat,
     info: RunInfo,
+    partial_messages: bool,
+    tasks: Option<std::sync::Arc<keel_tasks::TaskRuntime>>,
 ) -> Result<Outcome> {
     let (ops, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let interrupts = watch_interrupts(ops.clone())?;
+    let stop_waiting = tokio_util::sync::CancellationToken::new();
+    let interrupts = watch_interrupts(ops.clone(), stop_waiting.clone())?;
     let engine = tokio::spawn(session.serve(ops_rx, events_tx));
     ops.send(Op::UserInput { text: prompt })
         .context("the engine stopped before it received the prompt")?;
     // With no more ops to come, the engine ends after this run.
-    drop(ops);
+    let mut ops = tasks.is_some().then_some(ops);
 
-    let mut renderer = Renderer::new(format, std::io::stdout().lock(), info);
+    let mut renderer = Renderer::new(format, std::io::stdout().lock(), info)
+        .with_partial_messages(partial_messages);
     let mut outcome = None;
     while let Some(event) = events.recv().await {
+        if let Event::RunFinished { outcome: ended, .. } = &event
+            && *ended != Outcome::Interrupted
+            && let (Some(tasks), Some(sender)) = (&tasks, &ops)
+            && let Some(next) = tasks.next_prompt(&stop_waiting).await
+        {
+            // More work came in (a teammate's message, a wake-up): this run's answer is not
+            // the last one, so json prints only the final result.
+            if format != OutputFormat::Json
+                && let Err(error) = renderer.event(&event)
+            {
+                if error.kind() == std::io::ErrorKind::BrokenPipe {
+                    interrupts.abort();
+                    return Ok(Outcome::Interrupted);
+                }
+                return Err(error).context("cannot write to standard output");
+            }
+            if sender.send(Op::UserInput { text: next }).is_err() {
+                break;
+            }
+            continue;
+        }
+        if matches!(event, Event::RunFinished { .. }) {
+            ops = None;
+        }
         if let Err(error) = renderer.event(&event) {
             if error.kind() == std::io::ErrorKind::BrokenPipe {
                 // The reader went away (e.g. `| head`); nothing more can be shown.
@@ -81,6 +134,12 @@ pub async fn print_mode(
     let _ = interrupts.await;
     // The engine ends once it sees no more ops will come; it closes the transcript first.
     engine.await.context("the engine stopped unexpectedly")?;
+    // What the session said while ending (e.g. background tasks it left running).
+    while let Ok(event) = events.try_recv() {
+        if matches!(event, Event::Notice { .. }) {
+            let _ = renderer.event(&event);
+        }
+    }
     let outcome = outcome.context("the engine stopped without finishing the run")?;
     if format == OutputFormat::Text
         && let Some(message) = outcome_message(&outcome)
@@ -92,7 +151,10 @@ pub async fn print_mode(
 
 /// The first Ctrl-C interrupts the run (which then ends with what it has); a second one exits
 /// at once.
-fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinHandle<()>> {
+pub(crate) fn watch_interrupts(
+    ops: mpsc::UnboundedSender<Op>,
+    stop_waiting: tokio_util::sync::CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -101,6 +163,7 @@ fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinH
         Ok(tokio::spawn(async move {
             if sigint.recv().await.is_some() {
                 let _ = ops.send(Op::Interrupt);
+                stop_waiting.cancel();
             }
             if sigint.recv().await.is_some() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
@@ -112,6 +175,7 @@ fn watch_interrupts(ops: mpsc::UnboundedSender<Op>) -> Result<tokio::task::JoinH
         Ok(tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 let _ = ops.send(Op::Interrupt);
+                stop_waiting.cancel();
             }
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));

@@ -25,6 +25,12 @@ pub struct RunInfo {
     pub context_window: u64,
     /// MCP servers and their statuses, for the `init` line.
     pub mcp_servers: Vec<(String, String)>,
+    /// Slash commands (without `/`), for the `init` line.
+    pub slash_commands: Vec<String>,
+    /// Agents the `Agent` tool can start, for the `init` line.
+    pub agents: Vec<String>,
+    /// Skills, for the `init` line.
+    pub skills: Vec<String>,
 }
 
 /// Writes events in one output format and remembers what the final result needs.
@@ -34,6 +40,11 @@ pub struct Renderer<W: Write> {
     info: RunInfo,
     session_id: String,
     last_stop_reason: Option<StopReason>,
+    /// Print `stream_event` lines (`--include-partial-messages`).
+    partial_messages: bool,
+    /// Print `system`/`status` lines when the permission mode changes (the Agent SDK's
+    /// control protocol).
+    status_lines: bool,
 }
 
 impl<W: Write> Renderer<W> {
@@ -45,7 +56,27 @@ impl<W: Write> Renderer<W> {
             info,
             session_id: String::new(),
             last_stop_reason: None,
+            partial_messages: false,
+            status_lines: false,
         }
+    }
+
+    /// Also prints the model's raw stream as `stream_event` lines (stream-json only).
+    pub fn with_partial_messages(mut self, on: bool) -> Self {
+        self.partial_messages = on;
+        self
+    }
+
+    /// Also prints a `system` `status` line when the permission mode changes (stream-json
+    /// only), as Claude Code does for the Agent SDK.
+    pub fn with_status_lines(mut self, on: bool) -> Self {
+        self.status_lines = on;
+        self
+    }
+
+    /// The session's id, once its `init` line was rendered.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
     }
 
     /// Renders one event. Errors are write errors (e.g. a closed pipe).
@@ -65,17 +96,18 @@ impl<W: Write> Renderer<W> {
                         "subtype": "init",
                         "cwd": cwd,
                         "session_id": session_id,
-                        "tools": tools,
+                        // Claude Code lists the Agent tool under its old name here.
+                        "tools": tools.iter().map(|t| if t == "Agent" { "Task" } else { t.as_str() }).collect::<Vec<_>>(),
                         "mcp_servers": self.info.mcp_servers.iter().map(|(name, status)| json!({"name": name, "status": status})).collect::<Vec<_>>(),
                         "model": model,
                         "permissionMode": permission_mode,
-                        "slash_commands": [],
+                        "slash_commands": self.info.slash_commands,
                         "apiKeySource": self.info.api_key_source,
                         "claude_code_version": CLAUDE_CODE_COMPAT_VERSION,
                         "keel_version": env!("CARGO_PKG_VERSION"),
                         "output_style": "default",
-                        "agents": [],
-                        "skills": [],
+                        "agents": self.info.agents,
+                        "skills": self.info.skills,
                         "plugins": [],
                         "uuid": new_uuid(),
                     });
@@ -86,50 +118,49 @@ impl<W: Write> Renderer<W> {
                 if message.stop_reason.is_some() {
                     self.last_stop_reason = message.stop_reason;
                 }
-                if self.format == OutputFormat::StreamJson {
-                    let line = json!({
-                        "type": "assistant",
-                        "message": message,
-                        "parent_tool_use_id": null,
-                        "session_id": self.session_id,
-                        "uuid": new_uuid(),
-                    });
-                    self.line(&line)?;
-                }
+                self.assistant_line(event, None)?;
             }
-            Event::ToolResult {
-                tool_use_id,
-                content,
-                is_error,
-                structured,
-                ..
-            } => {
+            Event::ToolResult { .. } => self.user_line(event, None)?,
+            Event::CommandOutput { text, .. } => {
+                // As Claude Code reports a local command's output to SDK clients; text and
+                // json print it as the result.
                 if self.format == OutputFormat::StreamJson {
-                    let mut block = json!({
-                        "type": "tool_result",
-                        "tool_use_id": tool_use_id,
-                        "content": content,
-                    });
-                    if *is_error {
-                        block["is_error"] = Value::Bool(true);
-                    }
-                    let tool_use_result = match structured {
-                        Some(value) => value.clone(),
-                        None if *is_error => Value::String(format!("Error: {}", content.text())),
-                        None => Value::String(content.text()),
-                    };
                     let line = json!({
                         "type": "user",
-                        "message": {"role": "user", "content": [block]},
+                        "message": {
+                            "role": "user",
+                            "content": format!("<local-command-stdout>{text}</local-command-stdout>"),
+                        },
                         "parent_tool_use_id": null,
                         "session_id": self.session_id,
                         "uuid": new_uuid(),
-                        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        "tool_use_result": tool_use_result,
+                        "timestamp": now(),
                     });
                     self.line(&line)?;
                 }
             }
+            Event::Subagent {
+                parent_tool_use_id,
+                event: inner,
+            } => match inner.as_ref() {
+                Event::AssistantMessage { .. } => {
+                    self.assistant_line(inner, Some(parent_tool_use_id))?;
+                }
+                Event::ToolResult { .. } | Event::UserMessage { .. } => {
+                    self.user_line(inner, Some(parent_tool_use_id))?;
+                }
+                Event::Notice { level, message } => {
+                    let tag = match level {
+                        keel_protocol::NoticeLevel::Warning => "warning: ",
+                        keel_protocol::NoticeLevel::Info => "",
+                    };
+                    eprintln!("keel: {tag}(subagent) {message}");
+                }
+                Event::Retrying { error, .. } => {
+                    eprintln!("keel: (subagent) {error}; retrying");
+                }
+                _ => {}
+            },
             Event::Retrying {
                 attempt,
                 max_retries,
@@ -174,6 +205,31 @@ impl<W: Write> Renderer<W> {
                 }
                 self.out.flush()?;
             }
+            Event::StreamEvent { event } => {
+                if self.partial_messages && self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "stream_event",
+                        "event": event,
+                        "parent_tool_use_id": null,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
+            Event::PermissionModeChanged { mode } => {
+                if self.status_lines && self.format == OutputFormat::StreamJson {
+                    let line = json!({
+                        "type": "system",
+                        "subtype": "status",
+                        "status": null,
+                        "permissionMode": mode,
+                        "session_id": self.session_id,
+                        "uuid": new_uuid(),
+                    });
+                    self.line(&line)?;
+                }
+            }
             Event::TurnStarted { .. }
             | Event::TextDelta { .. }
             | Event::ThinkingDelta { .. }
@@ -181,14 +237,83 @@ impl<W: Write> Renderer<W> {
             | Event::PermissionDenied { .. }
             | Event::UserMessage { .. }
             | Event::ApprovalRequested { .. }
+            | Event::HookCallback { .. }
+            // Print mode never offers AskUserQuestion, so no question reaches this renderer.
+            | Event::QuestionAsked { .. }
             | Event::ContextUsage { .. }
             | Event::Compacted { .. }
             | Event::PlanUpdated { .. }
-            | Event::PermissionModeChanged { .. }
-            | Event::ModelChanged { .. }
-            | Event::Subagent { .. } => {}
+            | Event::ModelChanged { .. } => {}
         }
         Ok(())
+    }
+
+    /// An `assistant` line for an `AssistantMessage` event (of a subagent when `parent` is
+    /// its `Agent` call).
+    fn assistant_line(&mut self, event: &Event, parent: Option<&str>) -> io::Result<()> {
+        let Event::AssistantMessage { message } = event else {
+            return Ok(());
+        };
+        if self.format != OutputFormat::StreamJson {
+            return Ok(());
+        }
+        let line = json!({
+            "type": "assistant",
+            "message": message,
+            "parent_tool_use_id": parent,
+            "session_id": self.session_id,
+            "uuid": new_uuid(),
+        });
+        self.line(&line)
+    }
+
+    /// A `user` line for a `ToolResult` event, or for a subagent's prompt (`UserMessage`).
+    fn user_line(&mut self, event: &Event, parent: Option<&str>) -> io::Result<()> {
+        if self.format != OutputFormat::StreamJson {
+            return Ok(());
+        }
+        let line = match event {
+            Event::ToolResult {
+                tool_use_id,
+                content,
+                is_error,
+                structured,
+                ..
+            } => {
+                let mut block = json!({
+                    "type": "tool_result",
+                    "tool_use_id": tool_use_id,
+                    "content": content,
+                });
+                if *is_error {
+                    block["is_error"] = Value::Bool(true);
+                }
+                let tool_use_result = match structured {
+                    Some(value) => value.clone(),
+                    None if *is_error => Value::String(format!("Error: {}", content.text())),
+                    None => Value::String(content.text()),
+                };
+                json!({
+                    "type": "user",
+                    "message": {"role": "user", "content": [block]},
+                    "parent_tool_use_id": parent,
+                    "session_id": self.session_id,
+                    "uuid": new_uuid(),
+                    "timestamp": now(),
+                    "tool_use_result": tool_use_result,
+                })
+            }
+            Event::UserMessage { content } => json!({
+                "type": "user",
+                "message": {"role": "user", "content": content},
+                "parent_tool_use_id": parent,
+                "session_id": self.session_id,
+                "uuid": new_uuid(),
+                "timestamp": now(),
+            }),
+            _ => return Ok(()),
+        };
+        self.line(&line)
     }
 
     /// Claude Code's `result` object for a `RunFinished` event (Null for any other event).
@@ -293,6 +418,10 @@ pub fn outcome_message(outcome: &Outcome) -> Option<String> {
     }
 }
 
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -309,6 +438,9 @@ mod tests {
             max_output_tokens: 64000,
             context_window: 200_000,
             mcp_servers: vec![],
+            slash_commands: vec!["help".into()],
+            agents: vec!["general-purpose".into()],
+            skills: vec![],
         }
     }
 

@@ -138,7 +138,23 @@ async fn reads_greps_edits_runs_bash_and_answers() {
             "Bash",
             "Glob",
             "Grep",
-            "ExitPlanMode"
+            "NotebookEdit",
+            "WebFetch",
+            "WebSearch",
+            "TaskCreate",
+            "TaskGet",
+            "TaskUpdate",
+            "TaskList",
+            "TaskOutput",
+            "TaskStop",
+            "CronCreate",
+            "CronDelete",
+            "CronList",
+            "ScheduleWakeup",
+            "EnterWorktree",
+            "ExitWorktree",
+            "ExitPlanMode",
+            "Agent"
         ]
     );
     assert_eq!(required_of(&first.body, "Read"), ["file_path"]);

@@ -321,3 +321,50 @@ async fn with_no_provider_the_message_lists_what_to_set() {
     }
     assert!(h.requests().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_cut_by_max_tokens_inside_a_tool_call_is_explained_to_the_model() {
+    let h = Harness::new(vec![
+        ScriptedTurn {
+            content: vec![ScriptedBlock::ToolUseRaw {
+                id: Some("w1".into()),
+                name: "Write".into(),
+                partial_json: "{\"file_path\": \"big.txt\", \"content\": \"line 1\\nline 2\\nli"
+                    .into(),
+            }],
+            stop_reason: Some("max_tokens".into()),
+            ..Default::default()
+        },
+        ScriptedTurn::text("I'll write it in smaller pieces."),
+    ])
+    .await;
+    let out = h
+        .run(&["-p", "write a big file", "--dangerously-skip-permissions"])
+        .await;
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    assert!(!h.path("big.txt").exists(), "a truncated call is not run");
+    let sent = &h.tool_results_sent(1)[0];
+    assert_eq!(sent["is_error"], true);
+    let text = sent["content"].as_str().unwrap();
+    assert!(
+        text.contains("max_tokens") && text.contains("less content"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_reported() {
+    let h = Harness::new(vec![ScriptedTurn {
+        stop_reason: Some("refusal".into()),
+        ..ScriptedTurn::text("I can't help with that.")
+    }])
+    .await;
+    let out = h.run(&["-p", "something", "--output-format", "json"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let result = stdout_json(&out);
+    assert_eq!(result["is_error"], true);
+    assert!(
+        result["errors"][0].as_str().unwrap().contains("refusal"),
+        "{result}"
+    );
+}

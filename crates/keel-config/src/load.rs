@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use crate::settings::{
     CLAUDE_CODE_KEYS_IGNORED, HOOK_EVENTS, KNOWN_KEYS, PERMISSION_KEYS, PERMISSION_MODES, Settings,
+    WEB_KEYS,
 };
 
 /// Where a settings layer comes from, lowest precedence first.
@@ -417,6 +418,19 @@ pub fn parse(
             }
         }
     }
+    if let Some(Value::Object(web)) = object.get("web") {
+        for key in web.keys() {
+            if !WEB_KEYS.contains(&key.as_str()) {
+                warnings.push(Warning {
+                    origin: origin.to_string(),
+                    message: format!(
+                        "unknown setting `web.{key}` (ignored){}",
+                        suggestion(key, WEB_KEYS)
+                    ),
+                });
+            }
+        }
+    }
     for event in settings.hooks.keys() {
         if !HOOK_EVENTS.contains(&event.as_str()) {
             warnings.push(Warning {
@@ -491,6 +505,21 @@ fn check_values(settings: &Settings, text: &str, origin: &str) -> Result<(), Set
             "\"todoTool\"",
             format!("unknown planning tool {tool:?}; use \"tasks\" or \"TodoWrite\""),
         ));
+    }
+    for (key, value) in [
+        ("web.searxngUrl", &settings.web.searxng_url),
+        ("web.braveApiUrl", &settings.web.brave_api_url),
+    ] {
+        if let Some(url) = value
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            let field = key.trim_start_matches("web.");
+            return Err(invalid(
+                key,
+                &format!("\"{field}\""),
+                format!("{url:?} is not an http(s) URL; write it like \"http://localhost:8888\""),
+            ));
+        }
     }
     for (event, matchers) in &settings.hooks {
         for (i, matcher) in matchers.iter().enumerate() {

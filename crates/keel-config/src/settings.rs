@@ -45,7 +45,7 @@ pub struct Settings {
     pub thinking_budget_tokens: Option<u32>,
     /// Price overrides per model name, in US dollars per million tokens.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pricing: BTreeMap<String, PriceOverride>,
+    pub pricing: BTreeMap<String, keel_protocol::PriceOverride>,
     /// The model's context window in tokens, when keel's table does not know it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_window: Option<u64>,
@@ -129,22 +129,6 @@ pub struct HookCommand {
     pub timeout: Option<u64>,
 }
 
-/// A model's prices, overriding keel's built-in table.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PriceOverride {
-    /// Uncached input, per million tokens.
-    pub input: f64,
-    /// Output, per million tokens.
-    pub output: f64,
-    /// Cache writes, per million tokens (default: the input price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write: Option<f64>,
-    /// Cache reads, per million tokens (default: a tenth of the input price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read: Option<f64>,
-}
-
 /// The `sandbox` object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -197,9 +181,15 @@ pub struct WebSettings {
     /// Hosts (or `loopback`, `private`) WebFetch may reach although they are not public.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_private_hosts: Vec<String>,
-    /// A SearXNG instance for WebSearch when the provider has no search tool.
+    /// A SearXNG instance WebSearch asks (its JSON API enabled); preferred over the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub searxng_url: Option<String>,
+    /// A Brave Search API key WebSearch uses when no SearXNG instance is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brave_api_key: Option<String>,
+    /// Where Brave Search requests go (default: the public API), for a gateway in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brave_api_url: Option<String>,
 }
 
 impl WebSettings {
@@ -258,6 +248,15 @@ pub const CLAUDE_CODE_KEYS_IGNORED: &[&str] = &[
     "spinnerTipsEnabled",
     "statusLine",
     "theme",
+];
+
+/// Keys of the `web` object.
+pub const WEB_KEYS: &[&str] = &[
+    "fetchModel",
+    "allowPrivateHosts",
+    "searxngUrl",
+    "braveApiKey",
+    "braveApiUrl",
 ];
 
 /// Keys of the `permissions` object.

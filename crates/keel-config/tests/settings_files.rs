@@ -272,3 +272,33 @@ fn config_set_writes_keels_file_for_the_scope() {
     assert_eq!(loaded.effective.permissions.allow, ["Bash(npm test)"]);
     assert_eq!(loaded.layers[0].scope, Scope::Local);
 }
+
+#[test]
+fn web_settings_load_with_warnings_for_unknown_keys_and_errors_for_bad_urls() {
+    let d = dirs();
+    write(
+        &d.project.join(".keel/settings.json"),
+        r#"{"web": {"fetchModel": "claude-haiku-4-5", "allowPrivateHosts": ["loopback", "wiki.corp"],
+                    "searxngUrl": "http://localhost:8888", "braveApiKey": "k", "searxngURL": "x"}}"#,
+    );
+    let loaded = load(&options(&d)).unwrap();
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("unknown setting `web.searxngURL`")
+            && warnings[0].contains("did you mean `searxngUrl`"),
+        "{}",
+        warnings[0]
+    );
+    let web = &loaded.effective.web;
+    assert_eq!(web.fetch_model.as_deref(), Some("claude-haiku-4-5"));
+    assert_eq!(web.allow_private_hosts, ["loopback", "wiki.corp"]);
+    assert_eq!(web.searxng_url.as_deref(), Some("http://localhost:8888"));
+    assert_eq!(web.brave_api_key.as_deref(), Some("k"));
+
+    let (_, message) = load_error(r#"{"web": {"searxngUrl": "localhost:8888"}}"#);
+    assert!(
+        message.contains("web.searxngUrl") && message.contains("not an http(s) URL"),
+        "{message}"
+    );
+}

@@ -29,7 +29,7 @@ pub use micro::{MICRO_MARKER, MicroCompacted, MicroOptions, micro_compact};
 pub use notes::{NOTES_SYSTEM, NotesError, SessionNotes, compacted_from_notes, update_request};
 pub use prompt::{
     BASE_INSTRUCTIONS, MEMORY_PREAMBLE, PartKind, PromptInputs, PromptOptions, PromptPart,
-    SystemPrompt, render_memory, render_nested_memory, system_prompt,
+    SystemPrompt, render_memory, render_nested_memory, render_skills, system_prompt,
 };
 pub use tokens::{
     ContextAction, ContextPolicy, IMAGE_TOKENS, TokenCounter, context_used, context_window,

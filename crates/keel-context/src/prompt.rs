@@ -234,6 +234,40 @@ pub fn render_memory(files: &[MemoryFile]) -> Option<String> {
     Some(format!("# Memory files\n\n{MEMORY_PREAMBLE}\n\n{body}"))
 }
 
+/// The skills part: one line per skill the model may load (name and description), so many
+/// skills cost the prompt little; the `Skill` tool loads a body when it is needed. `None`
+/// when there are none.
+pub fn render_skills(skills: &[keel_config::Skill]) -> Option<String> {
+    let lines: Vec<String> = skills
+        .iter()
+        .filter(|s| !s.disable_model_invocation)
+        .map(|s| {
+            let description: String = s
+                .description
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let description = match description.char_indices().nth(SKILL_DESCRIPTION_CHARS) {
+                Some((cut, _)) => format!("{}…", &description[..cut]),
+                None => description,
+            };
+            format!("- {}: {description}", s.name)
+        })
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "# Skills\n\nSkills hold instructions for particular kinds of tasks. When a task matches \
+         a skill's description, call the Skill tool with the skill's name first and follow the \
+         instructions it returns.\n\n{}",
+        lines.join("\n")
+    ))
+}
+
+/// How much of a skill's description goes into the prompt.
+const SKILL_DESCRIPTION_CHARS: usize = 300;
+
 /// Memory files of a subdirectory found after start-up, as text to add to the conversation
 /// (after the tool results of the call that touched the directory). They are not added to the
 /// system prompt: changing it would invalidate the whole prompt cache.

@@ -62,6 +62,8 @@ pub fn estimate_block(block: &ContentBlock) -> u64 {
             ContentBlock::Thinking { thinking, .. } => estimate_text(thinking),
             // Encrypted reasoning is sent back as opaque data; count it like text to be safe.
             ContentBlock::RedactedThinking { data } => estimate_text(data),
+            // Server-tool results (search results with encrypted content) are sent back whole.
+            ContentBlock::Other(raw) => estimate_json(raw),
         }
 }
 

@@ -214,3 +214,47 @@ fn system_prompt_flag_replaces_keels_words_but_keeps_the_users_memory() {
     assert!(!blocks.iter().any(|b| b.contains("<env>")));
     assert!(blocks[1].contains("Answer in British English."));
 }
+
+/// Skills cost the prompt one line each (name and description), in the skills part; the
+/// bodies stay out, and skills only the user may start are not listed.
+#[test]
+fn skills_are_one_line_each() {
+    let skill = |name: &str, description: &str, hidden: bool| keel_config::Skill {
+        name: name.to_string(),
+        description: description.to_string(),
+        allowed_tools: Vec::new(),
+        model: None,
+        argument_hint: None,
+        disable_model_invocation: hidden,
+        dir: PathBuf::from(format!("/skills/{name}")),
+        path: PathBuf::from(format!("/skills/{name}/SKILL.md")),
+        body: "SECRET BODY TEXT".to_string(),
+        scope: keel_config::DefinitionScope::Project,
+    };
+    let skills: Vec<keel_config::Skill> = (0..50)
+        .map(|i| {
+            skill(
+                &format!("skill-{i}"),
+                &format!("Does task {i}\nover lines"),
+                false,
+            )
+        })
+        .chain([skill("manual", "Only by hand", true)])
+        .collect();
+    let text = keel_context::render_skills(&skills).unwrap();
+    assert!(text.starts_with("# Skills\n"));
+    assert!(text.contains("\n- skill-7: Does task 7 over lines\n"));
+    assert_eq!(text.lines().filter(|l| l.starts_with("- ")).count(), 50);
+    assert!(!text.contains("SECRET BODY TEXT"));
+    assert!(!text.contains("manual"));
+    assert_eq!(keel_context::render_skills(&[]), None);
+    let env = Environment::detect(Path::new("/"), &[]);
+    let prompt = SystemPrompt::assemble(&PromptInputs {
+        env: &env,
+        memory: &[],
+        skills: Some(&text),
+        agents: None,
+        options: &PromptOptions::default(),
+    });
+    assert!(prompt.parts().iter().any(|p| p.kind == PartKind::Skills));
+}

@@ -336,6 +336,7 @@ impl Session {
             max_tokens: SUMMARY_MAX_TOKENS.min(self.config.max_tokens),
             thinking: None,
             cache: false,
+            server_tools: Vec::new(),
         };
         let mut attempt = 0;
         loop {
@@ -395,6 +396,7 @@ impl Session {
             max_tokens: SUMMARY_MAX_TOKENS.min(self.config.max_tokens),
             thinking: None,
             cache: false,
+            server_tools: Vec::new(),
         };
         self.context.notes_task = Some(tokio::spawn(async move {
             let (text, usage) = text_of(client.as_ref(), &request)

@@ -24,7 +24,8 @@ pub struct HookSetup {
     pub env: BTreeMap<String, String>,
 }
 
-/// A session's hooks, ready to run.
+/// A session's hooks, ready to run (cloned into subagents, whose calls they also see).
+#[derive(Clone)]
 pub(crate) struct Hooks {
     pub(crate) set: Arc<HookSet>,
     transcript_path: PathBuf,
@@ -75,7 +76,13 @@ impl Session {
             env: hooks.env.clone(),
             cancel: cancel.child_token(),
         };
-        let outcome = hooks.set.run(&input(&context), &env).await;
+        let shared = &self.shared;
+        let outcome = hooks
+            .set
+            .run_with(&input(&context), &env, |callback, json| {
+                shared.hook_replies.call(emitter, callback, json)
+            })
+            .await;
         for notice in outcome.notices() {
             emitter.emit(Event::Notice {
                 level: if outcome.errors.is_empty() {

@@ -20,19 +20,30 @@ use keel_tools::{ToolContext, ToolRegistry};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod agent;
 mod compact;
 mod emit;
+mod extension;
+mod frontend_hooks;
 mod hooks;
+mod partial;
 mod permission;
 mod plan_mode;
+mod prompt_tool;
+mod question;
+mod skill;
+mod slash;
 mod tools;
 mod turn;
 
 pub use compact::ContextSetup;
 pub use emit::EventSender;
+pub use extension::{EventSink, Extension};
 pub use hooks::HookSetup;
 pub use permission::Approver;
 pub use plan_mode::ExitPlanMode;
+pub use question::AskUserQuestion;
+pub use slash::{CostTotals, Extensions};
 
 use emit::{Emitter, lock};
 use permission::Permissions;
@@ -58,6 +69,11 @@ pub struct SessionConfig {
     pub pricing: Pricing,
     /// The model's context window in tokens.
     pub context_window: u64,
+    /// Report the model's raw stream as [`Event::StreamEvent`]s (`--include-partial-messages`).
+    pub stream_events: bool,
+    /// The frontend answers [`Event::QuestionAsked`] (a terminal UI does; print mode, the
+    /// HTTP server and ACP clients have no way to), so the model is offered `AskUserQuestion`.
+    pub answers_questions: bool,
 }
 
 impl SessionConfig {
@@ -74,6 +90,8 @@ impl SessionConfig {
             thinking: None,
             cache: true,
             pricing: Pricing::builtin(),
+            stream_events: false,
+            answers_questions: false,
         }
     }
 }
@@ -122,13 +140,36 @@ pub struct Session {
     /// Context hooks added (SessionStart), given to the model with the next prompt.
     pending_context: Vec<String>,
     mcp: Option<keel_mcp::McpManager>,
+    /// How deep in subagents this session runs (0 for the main agent).
+    depth: u32,
+    /// Skills, custom commands, agent definitions and what slash commands report.
+    ext: Arc<Extensions>,
+    /// What a subagent may not do beyond its tool set (e.g. Explore's read-only shell).
+    restriction: Option<agent::Restriction>,
+    /// Usage of subagents that finished during the current tool batch, for the run's totals.
+    child_usage: Mutex<Vec<agent::ChildUsage>>,
+    /// Usage and cost over the session's runs, for `/cost`.
+    totals: CostTotals,
     context: compact::Context,
+    /// Work that outlives a turn, plugged in by the frontend.
+    extensions: Vec<Arc<dyn Extension>>,
 }
 
 /// State the op loop changes while a run is going on.
 pub(crate) struct Shared {
-    pub(crate) permissions: Permissions,
+    /// Shared with subagents, so their questions reach the same frontend and one answer fits.
+    pub(crate) permissions: Arc<Permissions>,
     pub(crate) model: Mutex<String>,
+    /// Rules granted until the run ends (skills' and commands' `allowed-tools`), shared with
+    /// subagents so everything granted during a run is taken back at its end.
+    pub(crate) grants: Arc<skill::Grants>,
+    /// The model to go back to when the run ends, if a skill or command switched it.
+    pub(crate) model_before: Mutex<Option<String>>,
+    /// Hook callbacks waiting for the frontend, shared with subagents (whose events reach the
+    /// frontend through the parent).
+    pub(crate) hook_replies: Arc<frontend_hooks::HookReplies>,
+    /// Questions waiting for the user, shared with subagents like `hook_replies`.
+    pub(crate) questions: Arc<question::PendingQuestions>,
 }
 
 /// Totals of one run, gathered as it goes.
@@ -149,14 +190,30 @@ impl Session {
     pub fn new(setup: SessionSetup) -> Self {
         let mut tools = setup.tools;
         let shared = Arc::new(Shared {
-            permissions: Permissions::new(setup.policy, setup.approver, setup.local_settings),
+            permissions: Arc::new(Permissions::new(
+                setup.policy,
+                setup.approver,
+                setup.local_settings,
+            )),
             model: Mutex::new(setup.config.model.clone()),
+            grants: Arc::new(skill::Grants::default()),
+            model_before: Mutex::new(None),
+            hook_replies: Arc::new(frontend_hooks::HookReplies::default()),
+            questions: Arc::new(question::PendingQuestions::default()),
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
         if tools.get(plan_mode::NAME).is_none() && !shared.permissions.is_hidden(plan_mode::NAME) {
             // Registering cannot fail: the name is free (checked above) and the schema is fixed.
             let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
+        }
+        // Questions need someone to answer them: only frontends that do are offered the tool.
+        if setup.config.answers_questions
+            && *shared.permissions.approver() == Approver::Interactive
+            && tools.get(question::NAME).is_none()
+            && !shared.permissions.is_hidden(question::NAME)
+        {
+            let _ = tools.register(Arc::new(AskUserQuestion));
         }
         let mut session = Self {
             id: setup.id,
@@ -170,7 +227,13 @@ impl Session {
             hooks: setup.hooks.map(hooks::Hooks::new),
             pending_context: Vec::new(),
             mcp: setup.mcp,
+            depth: 0,
+            ext: Arc::new(Extensions::default()),
+            restriction: None,
+            child_usage: Mutex::new(Vec::new()),
+            totals: CostTotals::default(),
             context: compact::Context::new(setup.config.context_window, setup.context),
+            extensions: Vec::new(),
         };
         session.refresh_mcp_tools();
         session
@@ -198,6 +261,25 @@ impl Session {
                 tracing::warn!(%name, %error, "skipping an MCP tool whose schema keel cannot use");
             }
         }
+    }
+
+    /// Plugs in work that outlives a turn (see [`Extension`]).
+    #[must_use]
+    pub fn with_extension(mut self, extension: Arc<dyn Extension>) -> Self {
+        self.extensions.push(extension);
+        self
+    }
+
+    /// Offers one more tool to the model (a frontend adding tools after setup); fails on a
+    /// duplicate name. A tool a bare deny rule names is not offered.
+    pub fn add_tool(
+        &mut self,
+        tool: Arc<dyn keel_tools::Tool>,
+    ) -> Result<(), keel_tools::RegistryError> {
+        if self.shared.permissions.is_hidden(tool.name()) {
+            return Ok(());
+        }
+        self.tools.register(tool)
     }
 
     /// The session's id.
@@ -246,6 +328,13 @@ impl Session {
     pub async fn serve(mut self, mut ops: mpsc::UnboundedReceiver<Op>, events: EventSender) {
         let emitter = Arc::new(Emitter::new(events, self.transcript.take()));
         emitter.emit(self.started_event());
+        if !self.extensions.is_empty() {
+            let sink_emitter = emitter.clone();
+            let sink: EventSink = Arc::new(move |event| sink_emitter.emit(event));
+            for extension in &self.extensions {
+                extension.attach(sink.clone());
+            }
+        }
         let source = if self.messages.is_empty() {
             SessionStartSource::Startup
         } else {
@@ -308,7 +397,7 @@ impl Session {
             };
             let cancel = CancellationToken::new();
             let shared = self.shared.clone();
-            let run = self.run(prompt, &emitter, cancel.clone());
+            let run = self.handle_input(prompt, &emitter, cancel.clone());
             tokio::pin!(run);
             loop {
                 tokio::select! {
@@ -335,6 +424,9 @@ impl Session {
         .await;
         if let Some(manager) = &self.mcp {
             manager.shutdown().await;
+        }
+        for extension in &self.extensions {
+            extension.session_end().await;
         }
         emitter.close();
     }
@@ -399,7 +491,7 @@ impl Session {
                 self.agent_loop(&ctx, emitter, &cancel, &mut tally).await
             }
         };
-        emitter.emit(Event::RunFinished {
+        let finished = Event::RunFinished {
             outcome,
             result: tally.last_text,
             num_turns: tally.turns,
@@ -409,7 +501,9 @@ impl Session {
             duration_api_ms: millis(tally.api_time),
             permission_denials: tally.denials,
             model_usage: tally.per_model,
-        });
+        };
+        self.totals.add_run(&finished);
+        emitter.emit(finished);
     }
 
     async fn agent_loop(
@@ -430,6 +524,7 @@ impl Session {
             if cancel.is_cancelled() {
                 return Outcome::Interrupted;
             }
+            self.extension_notes(emitter).await;
             tally.turns += 1;
             self.refresh_mcp_tools();
             self.manage_context(emitter, cancel, tally).await;
@@ -520,10 +615,24 @@ impl Session {
                     }
                     _ => {}
                 }
-                // The model is done; a Stop hook may send it back to work.
+                // The model is done; a Stop hook (SubagentStop for a subagent) may send it back
+                // to work.
                 let active = stop_hook_active;
+                let subagent = self.depth > 0;
+                let stop_event = if subagent {
+                    HookEvent::SubagentStop
+                } else {
+                    HookEvent::Stop
+                };
+                let stop_input = |c: &keel_policy::hooks::HookContext| {
+                    if subagent {
+                        c.subagent_stop(active)
+                    } else {
+                        c.stop(active)
+                    }
+                };
                 match self
-                    .run_hooks(HookEvent::Stop, |c| c.stop(active), emitter, cancel)
+                    .run_hooks(stop_event, stop_input, emitter, cancel)
                     .await
                 {
                     Some(HookOutcome {
@@ -571,6 +680,28 @@ impl Session {
         }
     }
 
+    /// What the extensions want the model to know before this request, as one user message.
+    async fn extension_notes(&mut self, emitter: &Emitter) {
+        let mut notes = Vec::new();
+        for extension in &self.extensions {
+            notes.extend(extension.before_request().await);
+        }
+        if notes.is_empty() {
+            return;
+        }
+        let message = Message {
+            role: keel_protocol::Role::User,
+            content: notes
+                .into_iter()
+                .map(|text| keel_protocol::ContentBlock::Text { text })
+                .collect(),
+        };
+        emitter.emit(Event::UserMessage {
+            content: message.content.clone(),
+        });
+        self.messages.push(message);
+    }
+
     fn account(&self, message: &keel_protocol::AssistantMessage, tally: &mut RunTally) {
         tally.usage.add(&message.usage);
         let model = if message.model.is_empty() {
@@ -611,6 +742,20 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
             }
             None
         }
+        Op::AnswerQuestion {
+            request_id,
+            answers,
+        } => {
+            if !shared.questions.answer(&request_id, answers) {
+                emitter.emit(Event::Notice {
+                    level: NoticeLevel::Warning,
+                    message: format!(
+                        "no question is waiting for answers to {request_id}; the answers were ignored"
+                    ),
+                });
+            }
+            None
+        }
         Op::SetPermissionMode { mode } => {
             match mode.parse::<PermissionMode>() {
                 Ok(mode) => {
@@ -629,6 +774,13 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
         Op::SetModel { model } => {
             lock(&shared.model).clone_from(&model);
             emitter.emit(Event::ModelChanged { model });
+            None
+        }
+        Op::HookResult { request_id, reply } => {
+            // A late answer (after the hook's timeout or an interrupt) has nobody to go to.
+            if !shared.hook_replies.answer(&request_id, reply) {
+                tracing::debug!(%request_id, "hook answer arrived after the hook was given up");
+            }
             None
         }
         Op::Interrupt => None,

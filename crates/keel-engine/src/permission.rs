@@ -20,6 +20,10 @@ pub enum Approver {
     /// Nobody can answer (print mode): a call that needs approval is denied, with a message
     /// saying how to allow it.
     Unattended,
+    /// An MCP tool answers (`--permission-prompt-tool mcp__server__tool`, as in Claude Code):
+    /// it is called with `{tool_name, input, tool_use_id}` and answers with the JSON text
+    /// `{"behavior":"allow","updatedInput":{...}}` or `{"behavior":"deny","message":"..."}`.
+    PromptTool(String),
 }
 
 /// The session's permission state, shared between the running turn and the op loop so a mode
@@ -130,6 +134,42 @@ impl Permissions {
             .map_err(|e| format!("the rule works for this session but was not saved: {e}"))?;
         }
         Ok(())
+    }
+
+    /// Adds allow rules that last until [`Self::remove_rules_from`] takes them back (a skill's
+    /// or command's `allowed-tools` for one run); nothing is saved. Returns the rules that did
+    /// not parse, as messages.
+    pub(crate) fn allow_for_now(&self, rules: &[String], source_name: &str) -> Vec<String> {
+        let base = self
+            .read()
+            .working_dirs()
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        let source = RuleSource::new(source_name, base);
+        self.write()
+            .add_rules(RuleList::Allow, rules.iter().map(String::as_str), &source)
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    /// Takes back the rules added under `source_name`.
+    pub(crate) fn remove_rules_from(&self, source_name: &str) {
+        self.write().remove_rules_from(source_name);
+    }
+
+    /// Every rule as (list, rule, where it comes from), for `/permissions`.
+    pub(crate) fn listing(&self) -> Vec<(RuleList, String, String)> {
+        self.read()
+            .rules()
+            .map(|(list, rule, source)| (list, rule.to_string(), source.name.clone()))
+            .collect()
+    }
+
+    /// The working directories, the session's first.
+    pub(crate) fn working_dirs(&self) -> Vec<PathBuf> {
+        self.read().working_dirs().to_vec()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Policy> {

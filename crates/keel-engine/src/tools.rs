@@ -83,7 +83,8 @@ impl Session {
                     )));
                     continue;
                 }
-                match self.gate(call, ctx, emitter, tally).await {
+                let gate = self.gate(call, ctx, emitter, tally).await;
+                match self.ask_user(call, gate, ctx, emitter).await {
                     Gate::Run(input) => {
                         emitter.emit(Event::ToolCallStarted {
                             tool_use_id: call.id.clone(),
@@ -96,12 +97,11 @@ impl Session {
                     Gate::Refuse { reason } => settled.push(Some(ToolCallResult::error(reason))),
                 }
             }
-            let ran = futures::future::join_all(
-                runnable
-                    .iter()
-                    .map(|(_, name, input)| self.tools.call(name, input.clone(), ctx)),
-            )
+            let ran = futures::future::join_all(runnable.iter().map(|(position, name, input)| {
+                self.call_tool(&batch[*position].id, name, input.clone(), ctx, emitter)
+            }))
             .await;
+            crate::agent::collect_child_usage(self, tally);
             let batch_ref = &batch;
             let post = futures::future::join_all(runnable.iter().zip(ran).map(
                 |((position, name, input), result)| async move {
@@ -122,6 +122,9 @@ impl Session {
                 let result = result.unwrap_or_else(|| {
                     ToolCallResult::error("internal error: tool result missing")
                 });
+                for extension in &self.extensions {
+                    extension.tool_finished(&call.name, result.is_error);
+                }
                 results.push(report(call, result, emitter));
             }
         }
@@ -189,7 +192,7 @@ impl Session {
 
     /// Decides whether a call runs: unusable input and unknown tools are settled by the
     /// registry's own errors; then the policy; then, for "ask", whoever can answer.
-    async fn gate(
+    pub(crate) async fn gate(
         &self,
         call: &PlannedCall,
         ctx: &ToolContext,
@@ -205,6 +208,9 @@ impl Session {
         // before anyone is asked to approve it.
         if let Err(problem) = self.tools.check(&call.name, &call.input) {
             return Gate::Refuse { reason: problem };
+        }
+        if let Some(reason) = crate::agent::restricted(self, call) {
+            return deny(call, reason, emitter, tally);
         }
         let mut input = call.input.clone();
         let mut hook_allows = false;
@@ -252,8 +258,10 @@ impl Session {
         }
         // An MCP server's read-only hint is the untrusted server's claim: it lets calls run
         // together, but not without the user's permission.
-        let read_only =
-            self.tools.is_read_only(&call.name).unwrap_or(false) && !crate::is_mcp_tool(&call.name);
+        // A skill that grants nothing is only text for the model, like a file it reads.
+        let read_only = (self.tools.is_read_only(&call.name).unwrap_or(false)
+            && !crate::is_mcp_tool(&call.name))
+            || crate::skill::grants_nothing(self, &call.name, &call.input);
         let permissions = &self.shared.permissions;
         let verdict = permissions.decide(&call.name, &input, &ctx.current_dir(), read_only);
         // A hook's allow skips the question but not a deny rule; a hook's ask always asks.
@@ -271,6 +279,10 @@ impl Session {
                 deny(call, reason, emitter, tally)
             }
             _ => match permissions.approver() {
+                Approver::PromptTool(tool) => {
+                    self.ask_prompt_tool(tool, call, input, ctx, emitter, tally)
+                        .await
+                }
                 Approver::Unattended => {
                     let reason = unattended_refusal(&call.name, &reason, &verdict.suggestions);
                     deny(call, reason, emitter, tally)
@@ -340,7 +352,12 @@ impl Session {
 }
 
 /// Refuses a call: recorded in `permission_denials` and reported as an event.
-fn deny(call: &PlannedCall, reason: String, emitter: &Emitter, tally: &mut RunTally) -> Gate {
+pub(crate) fn deny(
+    call: &PlannedCall,
+    reason: String,
+    emitter: &Emitter,
+    tally: &mut RunTally,
+) -> Gate {
     let denial = PermissionDenial {
         tool_name: call.name.clone(),
         tool_use_id: call.id.clone(),

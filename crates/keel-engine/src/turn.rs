@@ -61,6 +61,7 @@ impl Session {
             max_tokens: self.config.max_tokens,
             thinking: self.config.thinking,
             cache: self.config.cache,
+            server_tools: Vec::new(),
         };
         let mut accumulator = MessageAccumulator::new();
         let mut stream = tokio::select! {
@@ -80,6 +81,11 @@ impl Session {
             match item {
                 None => break,
                 Some(Ok(event)) => {
+                    if self.config.stream_events
+                        && let Some(wire) = crate::partial::wire_event(&event)
+                    {
+                        emitter.emit(Event::StreamEvent { event: wire });
+                    }
                     match &event {
                         StreamEvent::TextDelta { text, .. } => {
                             emitter.emit(Event::TextDelta { text: text.clone() });

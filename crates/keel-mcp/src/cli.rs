@@ -317,6 +317,13 @@ fn definition(
     let mut value = Map::new();
     value.insert("type".into(), json!(kind.as_str()));
     match kind {
+        TransportKind::Sdk => {
+            return Err(CliError::Usage(
+                "an sdk server lives inside an Agent SDK program, which declares it itself; use \
+                 stdio, http or sse here"
+                    .into(),
+            ));
+        }
         TransportKind::Stdio => {
             if !headers.is_empty() {
                 return Err(CliError::Usage(

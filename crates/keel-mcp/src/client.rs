@@ -92,6 +92,9 @@ pub struct ManagerOptions {
     pub client_name: String,
     /// The version keel gives in `initialize`.
     pub client_version: String,
+    /// How to reach servers of type `sdk` (in the frontend's process); `None` outside an
+    /// Agent SDK session, where such servers fail with an explanation.
+    pub sdk_bridge: Option<Arc<dyn crate::sdk::SdkBridge>>,
 }
 
 impl fmt::Debug for ManagerOptions {
@@ -122,6 +125,7 @@ impl ManagerOptions {
             env: Arc::new(|name| std::env::var(name).ok()),
             client_name: "keel".to_string(),
             client_version: env!("CARGO_PKG_VERSION").to_string(),
+            sdk_bridge: None,
         }
     }
 }
@@ -470,6 +474,19 @@ impl Slot {
                     .serve(transport)
                     .await
                     .map_err(|error| format!("initialize failed at {url}: {error}"))?
+            }
+            Launch::Sdk { name } => {
+                let bridge = self.options.sdk_bridge.clone().ok_or_else(|| {
+                    "it is an in-process server of an Agent SDK program (type `sdk`), which \
+                     exists only when that program runs keel (--input-format stream-json); \
+                     remove it from this configuration"
+                        .to_string()
+                })?;
+                let transport = crate::sdk::SdkTransport::new(bridge, name);
+                client
+                    .serve(transport)
+                    .await
+                    .map_err(|error| format!("initialize failed through the Agent SDK: {error}"))?
             }
         };
         let peer = service.peer().clone();

@@ -95,6 +95,9 @@ pub enum TransportKind {
     Http,
     /// The legacy HTTP+SSE transport (`GET /sse` gives the endpoint to POST to).
     Sse,
+    /// A server inside the frontend's process (the Agent SDK's in-process servers), reached
+    /// through the frontend.
+    Sdk,
 }
 
 impl TransportKind {
@@ -104,6 +107,7 @@ impl TransportKind {
             Self::Stdio => "stdio",
             Self::Http => "http",
             Self::Sse => "sse",
+            Self::Sdk => "sdk",
         }
     }
 
@@ -113,6 +117,7 @@ impl TransportKind {
             "stdio" => Some(Self::Stdio),
             "http" | "streamable-http" | "streamableHttp" | "streamable_http" => Some(Self::Http),
             "sse" => Some(Self::Sse),
+            "sdk" => Some(Self::Sdk),
             _ => None,
         }
     }
@@ -139,6 +144,8 @@ pub struct ServerSpec {
     pub url: Option<String>,
     /// Extra HTTP headers (http, sse).
     pub headers: BTreeMap<String, String>,
+    /// The frontend's name for an in-process server (sdk; defaults to the configured name).
+    pub sdk_name: Option<String>,
 }
 
 /// How to reach a server, with every `${VAR}` expanded.
@@ -166,6 +173,11 @@ pub enum Launch {
         url: String,
         /// Headers sent with every request.
         headers: BTreeMap<String, String>,
+    },
+    /// In the frontend's process, under this name.
+    Sdk {
+        /// The name the frontend knows the server by.
+        name: String,
     },
 }
 
@@ -239,6 +251,9 @@ impl ServerConfig {
                     env: expand_map(&spec.env, "env")?,
                 })
             }
+            TransportKind::Sdk => Ok(Launch::Sdk {
+                name: spec.sdk_name.clone().unwrap_or_else(|| self.name.clone()),
+            }),
             TransportKind::Http | TransportKind::Sse => {
                 let url = spec.url.as_deref().ok_or_else(|| missing("url"))?;
                 let url = expand(url, "url")?;
@@ -265,6 +280,7 @@ impl ServerConfig {
                     }
                     format!("stdio: {line}")
                 }
+                TransportKind::Sdk => "sdk: in the Agent SDK program's process".to_string(),
                 kind => format!("{kind}: {}", spec.url.clone().unwrap_or_default()),
             },
         }
@@ -382,6 +398,7 @@ pub fn parse_spec(server: &str, origin: &str, value: &Value) -> Result<ServerSpe
         env: string_map("env")?,
         url,
         headers: string_map("headers")?,
+        sdk_name: string("name")?,
     };
     match transport {
         TransportKind::Stdio if spec.command.as_deref().is_none_or(str::is_empty) => {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod content;
 pub mod resources;
+pub mod sdk;
 pub mod server;
 pub mod sse;
 
@@ -20,6 +21,7 @@ pub use config::{
     ConfigError, ConfigScope, EditScope, Launch, McpSources, ServerConfig, ServerSpec,
     TransportKind, load_servers,
 };
+pub use sdk::{SdkAnswer, SdkBridge};
 pub use server::{HttpServer, KeelServer, PermissionGate, ServeError, serve_http, serve_stdio};
 
 /// Aborts the task it holds when dropped, so every background task of a connection (stderr

@@ -34,7 +34,10 @@ pub struct Assembled {
 /// A block being streamed.
 #[derive(Debug)]
 enum Partial {
-    Text(String),
+    Text {
+        text: String,
+        citations: Vec<Value>,
+    },
     ToolUse {
         id: String,
         name: String,
@@ -45,6 +48,10 @@ enum Partial {
         signature: String,
     },
     RedactedThinking(String),
+    Raw {
+        block: Value,
+        json: String,
+    },
 }
 
 /// Collects [`StreamEvent`]s into an [`AssistantMessage`]. Events may arrive for any block
@@ -76,7 +83,10 @@ impl MessageAccumulator {
             }
             StreamEvent::BlockStart { index, block } => {
                 let partial = match block {
-                    BlockStart::Text => Partial::Text(String::new()),
+                    BlockStart::Text => Partial::Text {
+                        text: String::new(),
+                        citations: Vec::new(),
+                    },
                     BlockStart::ToolUse { id, name } => Partial::ToolUse {
                         id: id.clone(),
                         name: name.clone(),
@@ -89,19 +99,26 @@ impl MessageAccumulator {
                     BlockStart::RedactedThinking { data } => {
                         Partial::RedactedThinking(data.clone())
                     }
+                    BlockStart::Raw { block } => Partial::Raw {
+                        block: block.clone(),
+                        json: String::new(),
+                    },
                 };
                 self.blocks.insert(*index, partial);
             }
             StreamEvent::TextDelta { index, text } => {
-                match self
-                    .blocks
-                    .entry(*index)
-                    .or_insert_with(|| Partial::Text(String::new()))
-                {
-                    Partial::Text(buffer) => buffer.push_str(text),
+                match self.blocks.entry(*index).or_insert_with(|| Partial::Text {
+                    text: String::new(),
+                    citations: Vec::new(),
+                }) {
+                    Partial::Text { text: buffer, .. } => buffer.push_str(text),
                     other => tracing::warn!(index, ?other, "text delta for a non-text block"),
                 }
             }
+            StreamEvent::CitationDelta { index, citation } => match self.blocks.get_mut(index) {
+                Some(Partial::Text { citations, .. }) => citations.push(citation.clone()),
+                _ => tracing::warn!(index, "citation for a block that is not text"),
+            },
             StreamEvent::ThinkingDelta { index, thinking } => {
                 if let Some(Partial::Thinking {
                     thinking: buffer, ..
@@ -130,7 +147,9 @@ impl MessageAccumulator {
                 index,
                 partial_json,
             } => {
-                if let Some(Partial::ToolUse { json, .. }) = self.blocks.get_mut(index) {
+                if let Some(Partial::ToolUse { json, .. } | Partial::Raw { json, .. }) =
+                    self.blocks.get_mut(index)
+                {
                     json.push_str(partial_json);
                 } else {
                     tracing::warn!(
@@ -180,7 +199,29 @@ impl MessageAccumulator {
             .blocks
             .into_values()
             .map(|partial| match partial {
-                Partial::Text(text) => ContentBlock::Text { text },
+                Partial::Text { text, citations } if citations.is_empty() => {
+                    ContentBlock::Text { text }
+                }
+                // Cited text goes back to the API as it came, citations included.
+                Partial::Text { text, citations } => ContentBlock::Other(serde_json::json!({
+                    "type": "text",
+                    "text": text,
+                    "citations": citations,
+                })),
+                Partial::Raw { mut block, json } => {
+                    if !json.trim().is_empty() {
+                        match serde_json::from_str::<Value>(&json) {
+                            Ok(input) => {
+                                if let Some(fields) = block.as_object_mut() {
+                                    fields.insert("input".into(), input);
+                                }
+                            }
+                            // A server tool's input is the server's business; keep what came.
+                            Err(error) => tracing::warn!(%error, "unparsable server tool input"),
+                        }
+                    }
+                    ContentBlock::Other(block)
+                }
                 Partial::ToolUse { id, name, json } => {
                     let input = match parse_tool_input(&json) {
                         Ok(input) => input,

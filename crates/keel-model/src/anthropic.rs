@@ -175,8 +175,10 @@ impl AnthropicClient {
                     .collect(),
             );
         }
-        if !request.tools.is_empty() {
-            body["tools"] = json!(request.tools);
+        if !request.tools.is_empty() || !request.server_tools.is_empty() {
+            let mut tools: Vec<Value> = request.tools.iter().map(|t| json!(t)).collect();
+            tools.extend(request.server_tools.iter().cloned());
+            body["tools"] = Value::Array(tools);
         }
         if request.cache {
             add_cache_breakpoints(&mut body);
@@ -360,7 +362,7 @@ enum WireEvent {
     },
     ContentBlockStart {
         index: usize,
-        content_block: WireBlock,
+        content_block: Value,
     },
     ContentBlockDelta {
         index: usize,
@@ -419,6 +421,8 @@ enum WireBlock {
     Text {
         #[serde(default)]
         text: String,
+        #[serde(default)]
+        citations: Option<Vec<Value>>,
     },
     ToolUse {
         id: String,
@@ -435,8 +439,6 @@ enum WireBlock {
     RedactedThinking {
         data: String,
     },
-    #[serde(other)]
-    Unknown,
 }
 
 #[derive(Deserialize)]
@@ -454,6 +456,9 @@ enum WireDelta {
     SignatureDelta {
         signature: String,
     },
+    CitationsDelta {
+        citation: Value,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -470,6 +475,17 @@ struct WireError {
     error_type: String,
     #[serde(default)]
     message: String,
+}
+
+/// The block kinds keel interprets; anything else (or a malformed known kind) is `None` and
+/// travels as a raw block.
+fn block_kind(block: &Value) -> Option<WireBlock> {
+    match block["type"].as_str() {
+        Some("text" | "tool_use" | "thinking" | "redacted_thinking") => {
+            WireBlock::deserialize(block).ok()
+        }
+        _ => None,
+    }
 }
 
 fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
@@ -491,8 +507,8 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
         WireEvent::ContentBlockStart {
             index,
             content_block,
-        } => match content_block {
-            WireBlock::Text { text } => {
+        } => match block_kind(&content_block) {
+            Some(WireBlock::Text { text, citations }) => {
                 let mut events = vec![StreamEvent::BlockStart {
                     index,
                     block: BlockStart::Text,
@@ -500,9 +516,15 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
                 if !text.is_empty() {
                     events.push(StreamEvent::TextDelta { index, text });
                 }
+                events.extend(
+                    citations
+                        .into_iter()
+                        .flatten()
+                        .map(|citation| StreamEvent::CitationDelta { index, citation }),
+                );
                 events
             }
-            WireBlock::ToolUse { id, name, input } => {
+            Some(WireBlock::ToolUse { id, name, input }) => {
                 let mut events = vec![StreamEvent::BlockStart {
                     index,
                     block: BlockStart::ToolUse { id, name },
@@ -517,10 +539,10 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
                 }
                 events
             }
-            WireBlock::Thinking {
+            Some(WireBlock::Thinking {
                 thinking,
                 signature,
-            } => {
+            }) => {
                 let mut events = vec![StreamEvent::BlockStart {
                     index,
                     block: BlockStart::Thinking,
@@ -533,14 +555,17 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
                 }
                 events
             }
-            WireBlock::RedactedThinking { data } => vec![StreamEvent::BlockStart {
+            Some(WireBlock::RedactedThinking { data }) => vec![StreamEvent::BlockStart {
                 index,
                 block: BlockStart::RedactedThinking { data },
             }],
-            WireBlock::Unknown => {
-                tracing::debug!(index, "ignoring a content block of an unknown type");
-                vec![]
-            }
+            // A server tool's call or result, or a type newer than keel: kept whole.
+            None => vec![StreamEvent::BlockStart {
+                index,
+                block: BlockStart::Raw {
+                    block: content_block,
+                },
+            }],
         },
         WireEvent::ContentBlockDelta { index, delta } => match delta {
             WireDelta::TextDelta { text } => vec![StreamEvent::TextDelta { index, text }],
@@ -555,6 +580,9 @@ fn translate(name: &str, data: &str) -> Result<Translated, ModelError> {
             }
             WireDelta::SignatureDelta { signature } => {
                 vec![StreamEvent::SignatureDelta { index, signature }]
+            }
+            WireDelta::CitationsDelta { citation } => {
+                vec![StreamEvent::CitationDelta { index, citation }]
             }
             WireDelta::Unknown => vec![],
         },

@@ -62,6 +62,10 @@ pub struct ModelRequest {
     /// system prompt and the newest user messages; other providers cache by themselves or not
     /// at all, and ignore it.
     pub cache: bool,
+    /// Tools the provider runs itself, as the API's own definitions (Anthropic's
+    /// `{"type": "web_search_20250305", "name": "web_search", ...}`), sent after `tools`.
+    /// Providers without server tools ignore them.
+    pub server_tools: Vec<serde_json::Value>,
 }
 
 impl ModelRequest {
@@ -77,6 +81,7 @@ impl ModelRequest {
             tools: Vec::new(),
             thinking: None,
             cache: false,
+            server_tools: Vec::new(),
         }
     }
 }
@@ -135,6 +140,13 @@ pub enum StreamEvent {
         /// The signature (sent back unchanged with the block).
         signature: String,
     },
+    /// A citation for the text block at `index` (text backed by a server tool's results).
+    CitationDelta {
+        /// The block's position.
+        index: usize,
+        /// The citation, as the API sent it.
+        citation: serde_json::Value,
+    },
     /// More of a tool call's JSON input (concatenate all pieces, then parse).
     InputJsonDelta {
         /// The block's position.
@@ -180,5 +192,11 @@ pub enum BlockStart {
     RedactedThinking {
         /// Opaque data to send back unchanged.
         data: String,
+    },
+    /// A block keel does not interpret (a server tool's call or result), as the API started it;
+    /// [`StreamEvent::InputJsonDelta`]s that follow fill its `input`.
+    Raw {
+        /// The block's JSON.
+        block: serde_json::Value,
     },
 }

@@ -10,6 +10,28 @@ pub const DEFAULT_OPENAI_MODEL: &str = "gpt-4.1";
 /// The model the `openrouter` provider uses when none is named (OpenRouter's spelling).
 pub const DEFAULT_OPENROUTER_MODEL: &str = "anthropic/claude-sonnet-4.5";
 
+/// The model a Claude Code alias names (`sonnet`, `opus`, `haiku`, as agent definitions,
+/// skills and the `Agent` tool's `model` write it), given the model in use. `inherit` and
+/// empty mean `current`; with a non-Claude model (or a provider-prefixed name) in use, aliases
+/// also mean `current`, since that provider spells Claude models its own way or has none; any
+/// other name is taken as it is.
+pub fn resolve_alias(requested: &str, current: &str) -> String {
+    let requested = requested.trim();
+    let alias = match requested {
+        "" | "inherit" => return current.to_string(),
+        "sonnet" => "claude-sonnet-4-5",
+        "opus" => "claude-opus-4-1",
+        "haiku" => "claude-haiku-4-5",
+        other => return other.to_string(),
+    };
+    // A provider prefix (`anthropic/claude-…` on OpenRouter) spells models its own way.
+    if current.to_ascii_lowercase().starts_with("claude") {
+        alias.to_string()
+    } else {
+        current.to_string()
+    }
+}
+
 /// The `max_tokens` to request from `model`: the most its family may produce in one answer
 /// (without beta headers), so long edits are not cut short. Unknown models get a conservative
 /// limit that every current model accepts.
@@ -101,6 +123,16 @@ mod tests {
         assert_eq!(default_max_tokens("claude-opus-4-1-20250805"), 32_000);
         assert_eq!(default_max_tokens("claude-opus-4-5"), 64_000);
         assert_eq!(default_max_tokens("claude-haiku-4-5"), 64_000);
+        assert_eq!(
+            resolve_alias("haiku", "claude-sonnet-4-5"),
+            "claude-haiku-4-5"
+        );
+        assert_eq!(
+            resolve_alias("inherit", "claude-sonnet-4-5"),
+            "claude-sonnet-4-5"
+        );
+        assert_eq!(resolve_alias("opus", "gpt-4.1"), "gpt-4.1");
+        assert_eq!(resolve_alias("gpt-5", "claude-sonnet-4-5"), "gpt-5");
         assert_eq!(default_max_tokens("claude-3-5-haiku-latest"), 8_192);
         assert_eq!(default_max_tokens("claude-3-haiku-20240307"), 4_096);
         assert_eq!(default_max_tokens("some-gateway-model"), 32_000);

@@ -451,6 +451,12 @@ fn user_messages(message: &Message, out: &mut Vec<Value>) {
                     parts.extend(images);
                 }
             }
+            // Cited text keeps its words; server-tool blocks mean nothing to these servers.
+            ContentBlock::Other(_) => {
+                if let Some(text) = block.text() {
+                    parts.push(json!({"type": "text", "text": text}));
+                }
+            }
             ContentBlock::ToolUse { .. }
             | ContentBlock::Thinking { .. }
             | ContentBlock::RedactedThinking { .. } => {}
@@ -514,6 +520,7 @@ fn assistant_message(message: &Message) -> Option<Value> {
                 "type": "function",
                 "function": {"name": name, "arguments": input.to_string()},
             })),
+            ContentBlock::Other(_) => text.push_str(block.text().unwrap_or_default()),
             ContentBlock::ToolResult { .. }
             | ContentBlock::Thinking { .. }
             | ContentBlock::RedactedThinking { .. } => {}

@@ -4,7 +4,6 @@
 //! unknown rather than guessing.
 
 use keel_protocol::Usage;
-use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 
@@ -83,35 +82,18 @@ pub fn cost_usd(model: &str, usage: &Usage) -> Option<f64> {
     price_of(model).map(|price| price.cost(usage))
 }
 
-/// A price from settings, in US dollars per million tokens (JSON: `{"input": 3, "output": 15,
-/// "cacheWrite": 3.75, "cacheRead": 0.3}`). Cache prices default to Anthropic's ratios,
-/// 1.25x input for writes and 0.1x for reads; providers that bill no cache writes report no
-/// cache-write tokens, so that default costs them nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PriceOverride {
-    /// Uncached input.
-    pub input: f64,
-    /// Output.
-    pub output: f64,
-    /// Input written to the prompt cache; default `input * 1.25`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_write: Option<f64>,
-    /// Input read from the prompt cache; default `input * 0.1`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache_read: Option<f64>,
-}
+pub use keel_protocol::PriceOverride;
 
-impl PriceOverride {
-    /// The full price, defaults filled in.
-    pub fn price(&self) -> Price {
-        Price::new(
-            self.input,
-            self.output,
-            self.cache_write.unwrap_or(self.input * 1.25),
-            self.cache_read.unwrap_or(self.input * 0.1),
-        )
-    }
+/// The full price of an override: cache prices default to Anthropic's ratios, 1.25x input for
+/// writes and 0.1x for reads (providers that bill no cache writes report no cache-write
+/// tokens, so that default costs them nothing).
+pub fn override_price(price: &PriceOverride) -> Price {
+    Price::new(
+        price.input,
+        price.output,
+        price.cache_write.unwrap_or(price.input * 1.25),
+        price.cache_read.unwrap_or(price.input * 0.1),
+    )
 }
 
 /// Prices for a session: the built-in table plus the user's overrides, which win. An override
@@ -136,7 +118,7 @@ impl Pricing {
     ) -> Result<Self, ConfigError> {
         let mut list = Vec::new();
         for (model, price) in overrides {
-            let full = price.price();
+            let full = override_price(&price);
             for (field, value) in [
                 ("input", full.input),
                 ("output", full.output),

@@ -296,6 +296,27 @@ pub fn replay_events(
                 index,
                 block: BlockStart::RedactedThinking { data: data.clone() },
             }),
+            ContentBlock::Other(raw) => match (block.text(), raw["citations"].as_array()) {
+                (Some(text), Some(citations)) => {
+                    events.push(StreamEvent::BlockStart {
+                        index,
+                        block: BlockStart::Text,
+                    });
+                    events.extend(
+                        text_pieces(text)
+                            .into_iter()
+                            .map(|text| StreamEvent::TextDelta { index, text }),
+                    );
+                    events.extend(citations.iter().map(|citation| StreamEvent::CitationDelta {
+                        index,
+                        citation: citation.clone(),
+                    }));
+                }
+                _ => events.push(StreamEvent::BlockStart {
+                    index,
+                    block: BlockStart::Raw { block: raw.clone() },
+                }),
+            },
             // Not something a model sends; kept out of the stream.
             ContentBlock::ToolResult { .. } => continue,
         }

@@ -236,3 +236,89 @@ async fn cache_token_counts_arrive_and_are_priced() {
         .unwrap();
     assert!((cost - 0.02175).abs() < 1e-9, "{cost}");
 }
+
+/// A web search as the API answers it: the server tool's call and results, then cited text.
+fn search_blocks() -> (Value, Value, Value) {
+    (
+        json!({"type": "server_tool_use", "id": "srvtoolu_01", "name": "web_search", "input": {"query": "rust 2024 edition"}}),
+        json!({"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01", "content": [
+            {"type": "web_search_result", "title": "Rust 2024", "url": "https://doc.rust-lang.org/edition-guide/rust-2024/", "encrypted_content": "EqgfCioIARgBIiQ3", "page_age": "February 20, 2025"}
+        ]}),
+        json!({"type": "text", "text": "The 2024 edition shipped with Rust 1.85.", "citations": [
+            {"type": "web_search_result_location", "url": "https://doc.rust-lang.org/edition-guide/rust-2024/", "title": "Rust 2024", "encrypted_index": "Eo8BCioIAhgBIiQy", "cited_text": "The Rust 2024 Edition is now stable"}
+        ]}),
+    )
+}
+
+#[tokio::test]
+async fn server_tools_are_sent_and_their_blocks_round_trip_unchanged() {
+    let (call, results, cited) = search_blocks();
+    let server = MockModelServer::start(Script::new(vec![
+        ScriptedTurn {
+            content: vec![
+                ScriptedBlock::Text {
+                    text: "Searching.".into(),
+                },
+                ScriptedBlock::Raw {
+                    block: call.clone(),
+                },
+                ScriptedBlock::Raw {
+                    block: results.clone(),
+                },
+                ScriptedBlock::Raw {
+                    block: cited.clone(),
+                },
+            ],
+            stop_reason: Some("pause_turn".into()),
+            ..ScriptedTurn::default()
+        },
+        ScriptedTurn::text("Done."),
+    ]))
+    .await
+    .unwrap();
+    let client = anthropic(&server);
+    let mut req = request("claude-sonnet-4-5");
+    let web_search = json!({
+        "type": "web_search_20250305", "name": "web_search", "max_uses": 5,
+        "allowed_domains": ["rust-lang.org"]
+    });
+    req.server_tools = vec![web_search.clone()];
+    let message = complete(&client, &req).await;
+    assert_eq!(
+        message.content,
+        vec![
+            ContentBlock::Text {
+                text: "Searching.".into()
+            },
+            ContentBlock::Other(call.clone()),
+            ContentBlock::Other(results.clone()),
+            ContentBlock::Other(cited.clone()),
+        ]
+    );
+    assert_eq!(
+        message.text(),
+        "Searching.The 2024 edition shipped with Rust 1.85."
+    );
+
+    // The paused turn goes back as it came, and the API picks up from there.
+    req.messages.push(message.to_message());
+    let done = complete(&client, &req).await;
+    assert_eq!(done.text(), "Done.");
+
+    let requests = server.requests();
+    let first = &requests[0].body;
+    let tools = first["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), 3, "two client tools, then the server tool");
+    assert_eq!(tools[0]["name"], "Read");
+    let mut sent_server_tool = tools[2].clone();
+    sent_server_tool
+        .as_object_mut()
+        .unwrap()
+        .remove("cache_control");
+    assert_eq!(sent_server_tool, web_search);
+    let second = &requests[1].body;
+    let replayed = &second["messages"][1]["content"];
+    assert_eq!(replayed[1], call);
+    assert_eq!(replayed[2], results);
+    assert_eq!(replayed[3], cited);
+}

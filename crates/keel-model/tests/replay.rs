@@ -30,11 +30,13 @@ fn shape(events: &[StreamEvent]) -> String {
                 BlockStart::ToolUse { .. } => "U",
                 BlockStart::Thinking => "H",
                 BlockStart::RedactedThinking { .. } => "R",
+                BlockStart::Raw { .. } => "X",
             },
             StreamEvent::TextDelta { .. }
             | StreamEvent::InputJsonDelta { .. }
             | StreamEvent::ThinkingDelta { .. } => ".",
             StreamEvent::SignatureDelta { .. } => "s",
+            StreamEvent::CitationDelta { .. } => "c",
             StreamEvent::BlockStop { .. } => "|",
             StreamEvent::MessageDelta { .. } => "d",
             StreamEvent::MessageStop => ">",

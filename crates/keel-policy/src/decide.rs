@@ -291,6 +291,18 @@ impl Policy {
         errors
     }
 
+    /// Removes every rule added from the source named `source_name` (rules granted for a
+    /// while, such as a skill's `allowed-tools` during one run); returns how many went.
+    pub fn remove_rules_from(&mut self, source_name: &str) -> usize {
+        let before = self.rules.len();
+        self.rules.retain(|r| r.source.name != source_name);
+        let removed = before - self.rules.len();
+        if removed > 0 {
+            *self.globs.get_mut().unwrap_or_else(PoisonError::into_inner) = None;
+        }
+        removed
+    }
+
     /// Every rule with its list and source, in the order added.
     pub fn rules(&self) -> impl Iterator<Item = (RuleList, &Rule, &RuleSource)> {
         self.rules.iter().map(|r| (r.list, &r.rule, &r.source))
@@ -675,12 +687,17 @@ impl Policy {
                     tool: call.tool_name.to_string(),
                 },
             ),
-            (ToolKind::Mcp | ToolKind::Other, _) if call.read_only => Verdict::new(
-                Decision::Allow,
-                Reason::ReadOnlyTool {
-                    tool: call.tool_name.to_string(),
-                },
-            ),
+            // As in Claude Code, starting a subagent asks nothing (deny and ask rules still
+            // apply above); what the subagent then does is decided call by call.
+            (ToolKind::Agent, _) => Verdict::new(Decision::Allow, Reason::Subagent),
+            (ToolKind::Mcp | ToolKind::Other | ToolKind::Skill, _) if call.read_only => {
+                Verdict::new(
+                    Decision::Allow,
+                    Reason::ReadOnlyTool {
+                        tool: call.tool_name.to_string(),
+                    },
+                )
+            }
             (_, path) => {
                 let mut v = Verdict::new(
                     Decision::Ask,

@@ -204,8 +204,9 @@ pub fn within(path: &Path, dirs: &[PathBuf]) -> bool {
 const PROTECTED_DIRS: &[&str] = &[".git", ".vscode", ".idea", ".claude", ".keel"];
 
 /// Sub-directories of `.claude`/`.keel` that hold the user's own commands, agents and skills,
-/// which agents are expected to edit.
-const EDITABLE_AGENT_DIRS: &[&str] = &["commands", "agents", "skills"];
+/// which agents are expected to edit, and `worktrees`, the git worktrees agents work in (a
+/// worktree's own `.git`, `.keel` and `.claude` stay protected).
+const EDITABLE_AGENT_DIRS: &[&str] = &["commands", "agents", "skills", "worktrees"];
 
 /// Shell start-up files and other files that run code at the next login or shell: keel adds
 /// these to Claude Code's protected directories because a write there outlives the session.
@@ -225,7 +226,7 @@ const PROTECTED_FILES: &[&str] = &[
 
 /// Whether writing `path` must be confirmed even in `bypassPermissions`/`acceptEdits`: it is
 /// inside `.git/`, `.vscode/`, `.idea/`, `.claude/` or `.keel/` (except their `commands/`,
-/// `agents/` and `skills/`), or it is a shell start-up file or git config.
+/// `agents/`, `skills/` and `worktrees/`), or it is a shell start-up file or git config.
 pub fn is_protected(path: &Path) -> bool {
     let names: Vec<&std::ffi::OsStr> = path
         .components()
@@ -277,6 +278,11 @@ mod tests {
         assert!(is_protected(Path::new("/p/.claude/settings.json")));
         assert!(!is_protected(Path::new("/p/.claude/skills/x/SKILL.md")));
         assert!(!is_protected(Path::new("/p/.keel/commands/a.md")));
+        assert!(!is_protected(Path::new("/p/.keel/worktrees/fix/src/a.rs")));
+        assert!(is_protected(Path::new("/p/.keel/worktrees/fix/.git")));
+        assert!(is_protected(Path::new(
+            "/p/.keel/worktrees/fix/.keel/settings.json"
+        )));
         assert!(is_protected(Path::new("/home/u/.bashrc")));
         assert!(!is_protected(Path::new("/p/src/main.rs")));
         assert!(!is_protected(Path::new("/p/.gitignore")));

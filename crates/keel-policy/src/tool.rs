@@ -97,8 +97,8 @@ pub struct ToolCall<'a> {
     /// The directory the call runs in (relative paths in the input are relative to it).
     pub cwd: &'a Path,
     /// Set by the caller for MCP and other tools known to have no side effects (an MCP
-    /// tool's `readOnlyHint`, a keel tool's own declaration): they then run without asking
-    /// and are allowed in plan mode.
+    /// tool's `readOnlyHint`, a keel tool's own declaration, a skill that grants no
+    /// permissions): they then run without asking and are allowed in plan mode.
     pub read_only: bool,
 }
 

@@ -177,6 +177,8 @@ pub enum Reason {
         /// The tool.
         tool: String,
     },
+    /// Starting a subagent changes nothing by itself; each of its own calls is decided.
+    Subagent,
     /// Every part of a shell command is allowed.
     ShellAllowed {
         /// Each part and why.
@@ -308,6 +310,10 @@ impl fmt::Display for Reason {
             Reason::ReadOnlyTool { tool } => {
                 write!(f, "`{tool}` is declared free of side effects.")
             }
+            Reason::Subagent => f.write_str(
+                "Starting a subagent needs no approval: each of its own tool calls is checked \
+                 against the same rules.",
+            ),
             Reason::ShellAllowed { parts } => {
                 f.write_str("Every part of the command is allowed: ")?;
                 for (i, part) in parts.iter().enumerate() {

@@ -171,7 +171,14 @@ fn mode_table() {
             tool: "Agent",
             input: json!({"subagent_type": "Explore", "prompt": "x"}),
             read_only: false,
-            expect: [Q, Q, Q, A, D],
+            expect: [A, A, A, A, A],
+        },
+        Row {
+            name: "skill that grants nothing",
+            tool: "Skill",
+            input: json!({"skill": "notes"}),
+            read_only: true,
+            expect: [A, A, A, A, A],
         },
         Row {
             name: "skill",
@@ -375,7 +382,8 @@ fn web_agent_skill_and_mcp_rules() {
         )
     };
     assert_eq!(agent("Explore"), Decision::Allow);
-    assert_eq!(agent("general-purpose"), Decision::Ask);
+    // Starting a subagent needs no rule (its own calls are decided one by one)...
+    assert_eq!(agent("general-purpose"), Decision::Allow);
     assert_eq!(
         decide(&policy, &e, "Task", json!({"subagent_type": "Explore"})),
         Decision::Allow
@@ -508,7 +516,7 @@ fn check_rule_text_reads_a_call() {
     assert_eq!(check("Read(src/main.rs)"), Decision::Allow);
     assert_eq!(check("WebFetch(https://docs.rs/x)"), Decision::Allow);
     assert_eq!(check("WebFetch(domain:docs.rs)"), Decision::Allow);
-    assert_eq!(check("Task(Explore)"), Decision::Ask);
+    assert_eq!(check("Task(Explore)"), Decision::Allow);
     assert_eq!(check("TodoWrite"), Decision::Allow);
     assert!(policy.check_rule_text("Bash(git diff", &e.project).is_err());
     assert!(policy.check_rule_text("(x)", &e.project).is_err());
@@ -600,4 +608,54 @@ fn a_rule_allows_what_it_spells_out_of_a_wrapped_command() {
     );
     assert_eq!(bash("bash -c 'make test'"), Decision::Allow);
     assert_eq!(bash("bash -c 'make test; rm x'"), Decision::Ask);
+}
+
+/// Rules granted for a while (a skill's `allowed-tools` during one run) are taken back by
+/// their source's name, and only those.
+#[test]
+fn rules_granted_for_a_while_are_removed_by_source() {
+    let e = env();
+    let mut policy = e.policy(
+        PermissionMode::Default,
+        &[(RuleList::Allow, "Bash(make:*)")],
+    );
+    let grant = RuleSource::new("skill deploy (this run)", &e.project);
+    assert!(
+        policy
+            .add_rules(RuleList::Allow, ["Bash(npm run deploy)"], &grant)
+            .is_empty()
+    );
+    let deploy = |p: &Policy| decide(p, &e, "Bash", json!({"command": "npm run deploy"}));
+    assert_eq!(deploy(&policy), Decision::Allow);
+    assert_eq!(policy.remove_rules_from("skill deploy (this run)"), 1);
+    assert_eq!(deploy(&policy), Decision::Ask);
+    assert_eq!(
+        decide(&policy, &e, "Bash", json!({"command": "make all"})),
+        Decision::Allow
+    );
+    assert_eq!(policy.remove_rules_from("nothing by that name"), 0);
+}
+
+/// An ask or deny rule still stops a subagent from starting.
+#[test]
+fn agent_rules_still_ask_and_deny() {
+    let e = env();
+    let policy = e.policy(
+        PermissionMode::Default,
+        &[
+            (RuleList::Ask, "Agent(risky)"),
+            (RuleList::Deny, "Task(Explore)"),
+        ],
+    );
+    let agent = |ty: &str| {
+        decide(
+            &policy,
+            &e,
+            "Agent",
+            json!({"subagent_type": ty, "prompt": ""}),
+        )
+    };
+    assert_eq!(agent("risky"), Decision::Ask);
+    assert_eq!(agent("Explore"), Decision::Deny);
+    assert_eq!(agent("general-purpose"), Decision::Allow);
 }

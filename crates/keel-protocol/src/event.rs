@@ -1,5 +1,7 @@
 //! The engine's two directions: `Op` in, `Event` out.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,6 +40,62 @@ pub enum Op {
         /// What the summary should focus on.
         instructions: Option<String>,
     },
+    /// The frontend's answer to an [`Event::HookCallback`].
+    HookResult {
+        /// The callback request being answered.
+        request_id: String,
+        /// What the callback answered.
+        reply: HookReply,
+    },
+    /// The user's answers to an [`Event::QuestionAsked`].
+    AnswerQuestion {
+        /// The request being answered.
+        request_id: String,
+        /// Question text → the chosen option's label (several labels joined with ", " for a
+        /// multi-select question, or the user's own words). Empty when the user declined.
+        answers: BTreeMap<String, String>,
+    },
+}
+
+/// What a frontend-run hook callback (an Agent SDK hook) answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HookReply {
+    /// The callback's output: a JSON object read like a command hook's JSON stdout.
+    Output {
+        /// The output object.
+        output: Value,
+    },
+    /// The callback failed (raised, or its answer could not be delivered).
+    Failed {
+        /// What went wrong, for the user.
+        error: String,
+    },
+}
+
+/// One multiple-choice question of `AskUserQuestion`, in Claude Code's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Question {
+    /// The full question.
+    pub question: String,
+    /// A very short label for it (a chip or tab title).
+    pub header: String,
+    /// The choices offered.
+    pub options: Vec<QuestionOption>,
+    /// Whether several options may be chosen.
+    #[serde(default)]
+    pub multi_select: bool,
+}
+
+/// One choice of a [`Question`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuestionOption {
+    /// What the user picks (a few words).
+    pub label: String,
+    /// What picking it means.
+    #[serde(default)]
+    pub description: String,
 }
 
 /// How the user answered a permission question.
@@ -228,6 +286,16 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         suggestions: Vec<String>,
     },
+    /// The model asks the user multiple-choice questions (`AskUserQuestion`); the engine waits
+    /// for an [`Op::AnswerQuestion`].
+    QuestionAsked {
+        /// Echo this in the answer.
+        request_id: String,
+        /// The `AskUserQuestion` call's id.
+        tool_use_id: String,
+        /// The questions, in order.
+        questions: Vec<Question>,
+    },
     /// A tool call was refused by the permission policy.
     PermissionDenied {
         /// What was refused.
@@ -285,6 +353,34 @@ pub enum Event {
         level: NoticeLevel,
         /// One line.
         message: String,
+    },
+    /// What a slash command that runs locally (`/cost`, `/status`, `/help`, …) printed. Such a
+    /// command sends nothing to the model; its run ends with this text as the result.
+    CommandOutput {
+        /// The command as typed, without arguments (`/cost`).
+        command: String,
+        /// Its output, plain text.
+        text: String,
+    },
+    /// A hook the frontend registered (an Agent SDK callback) must run now; the engine waits
+    /// for an [`Op::HookResult`] with the same `request_id` (or the hook's timeout).
+    HookCallback {
+        /// Echo this in the answer.
+        request_id: String,
+        /// The frontend's id for the callback.
+        callback_id: String,
+        /// The hook's input JSON, exactly as a command hook would read it on stdin.
+        input: Value,
+        /// The tool call the hook is about, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tool_use_id: Option<String>,
+    },
+    /// One raw event of the model's stream in the Anthropic Messages API's shape
+    /// (`message_start`, `content_block_delta`, ...), for frontends that show partial messages;
+    /// emitted only when the session asks for them.
+    StreamEvent {
+        /// The event, as the API would send it.
+        event: Value,
     },
     /// An event of a subagent, tagged with the `Agent` tool call that runs it.
     Subagent {

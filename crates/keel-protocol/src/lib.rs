@@ -10,7 +10,8 @@ use serde_json::Value;
 
 mod event;
 pub use event::{
-    ApprovalAnswer, Event, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial, PlanItem,
+    ApprovalAnswer, Event, HookReply, ModelUsage, NoticeLevel, Op, Outcome, PermissionDenial,
+    PlanItem, Question, QuestionOption,
 };
 
 /// Identifies one agent session; a UUID string, as Claude Code uses, so scripts can pass it around.
@@ -116,6 +117,23 @@ pub enum ContentBlock {
         /// Opaque data.
         data: String,
     },
+    /// A block keel does not interpret (a server tool's call and result such as
+    /// `server_tool_use` and `web_search_tool_result`, text carrying citations, a type newer
+    /// than keel), kept as the JSON it came as and sent back unchanged, so nothing the API
+    /// returned is ever dropped.
+    #[serde(untagged)]
+    Other(Value),
+}
+
+impl ContentBlock {
+    /// The block's text, if it is text (plain, or a passthrough text block with citations).
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Self::Text { text } => Some(text),
+            Self::Other(raw) if raw["type"] == "text" => raw["text"].as_str(),
+            _ => None,
+        }
+    }
 }
 
 /// The content of a tool result: a string, or a list of blocks (text and images).
@@ -245,10 +263,7 @@ impl AssistantMessage {
     pub fn text(&self) -> String {
         self.content
             .iter()
-            .filter_map(|b| match b {
-                ContentBlock::Text { text } => Some(text.as_str()),
-                _ => None,
-            })
+            .filter_map(ContentBlock::text)
             .collect::<Vec<_>>()
             .join("")
     }
@@ -271,6 +286,24 @@ pub struct ToolUse<'a> {
     pub name: &'a str,
     /// The arguments.
     pub input: &'a Value,
+}
+
+/// A model's prices set by the user (settings `pricing`), in US dollars per million tokens
+/// (JSON: `{"input": 3, "output": 15, "cacheWrite": 3.75, "cacheRead": 0.3}`). Shared by the
+/// settings that read it and the pricing that applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceOverride {
+    /// Uncached input.
+    pub input: f64,
+    /// Output.
+    pub output: f64,
+    /// Input written to the prompt cache; keel-model defaults it to `input * 1.25`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write: Option<f64>,
+    /// Input read from the prompt cache; keel-model defaults it to `input * 0.1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<f64>,
 }
 
 /// A tool as offered to the model: name, description and JSON Schema of its input.
@@ -337,6 +370,38 @@ mod tests {
         assert_eq!(v["stop_reason"], "end_turn");
         let back: AssistantMessage = serde_json::from_value(v).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn unknown_blocks_round_trip_unchanged() {
+        let raw = json!([
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "rust"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
+                {"type": "web_search_result", "title": "Rust", "url": "https://www.rust-lang.org/", "encrypted_content": "abc", "page_age": null}
+            ]},
+            {"type": "text", "text": "Rust is a language.", "citations": [
+                {"type": "web_search_result_location", "url": "https://www.rust-lang.org/", "title": "Rust", "cited_text": "Rust", "encrypted_index": "x"}
+            ]},
+            {"type": "text", "text": "plain"}
+        ]);
+        let blocks: Vec<ContentBlock> = serde_json::from_value(raw.clone()).unwrap();
+        assert!(matches!(blocks[0], ContentBlock::Other(_)));
+        assert!(matches!(blocks[1], ContentBlock::Other(_)));
+        assert_eq!(
+            blocks[3],
+            ContentBlock::Text {
+                text: "plain".into()
+            }
+        );
+        assert_eq!(blocks[3].text(), Some("plain"));
+        // Order of keys and every field survive.
+        assert_eq!(
+            serde_json::to_value(&blocks[..2]).unwrap(),
+            json!(raw.as_array().unwrap()[..2])
+        );
+        let cited = ContentBlock::Other(raw[2].clone());
+        assert_eq!(cited.text(), Some("Rust is a language."));
+        assert_eq!(serde_json::to_value(&cited).unwrap(), raw[2]);
     }
 
     #[test]

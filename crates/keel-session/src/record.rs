@@ -55,16 +55,20 @@ pub fn is_persisted(event: &Event) -> bool {
         | Event::PlanUpdated { .. }
         | Event::PermissionModeChanged { .. }
         | Event::ModelChanged { .. }
+        | Event::CommandOutput { .. }
         | Event::RunFinished { .. } => true,
         Event::TurnStarted { .. }
         | Event::TextDelta { .. }
         | Event::ThinkingDelta { .. }
         | Event::ToolCallStarted { .. }
         | Event::ApprovalRequested { .. }
+        | Event::QuestionAsked { .. }
         | Event::PermissionDenied { .. }
         | Event::Retrying { .. }
         | Event::ContextUsage { .. }
         | Event::Notice { .. }
+        | Event::HookCallback { .. }
+        | Event::StreamEvent { .. }
         | Event::Subagent { .. } => false,
     }
 }

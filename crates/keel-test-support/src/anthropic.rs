@@ -89,6 +89,29 @@ pub(crate) fn stream_frames(reply: &Reply) -> Vec<Bytes> {
             ReplyBlock::Redacted(data) => {
                 frames.push(start(json!({"type": "redacted_thinking", "data": data})));
             }
+            ReplyBlock::Raw(block) if block["type"] == "text" => {
+                frames.push(start(json!({"type": "text", "text": ""})));
+                for piece in text_pieces(block["text"].as_str().unwrap_or_default()) {
+                    frames.push(delta(json!({"type": "text_delta", "text": piece})));
+                }
+                for citation in block["citations"].as_array().into_iter().flatten() {
+                    frames.push(delta(
+                        json!({"type": "citations_delta", "citation": citation}),
+                    ));
+                }
+            }
+            ReplyBlock::Raw(block) if block["input"].is_object() => {
+                // As the API streams a server tool's call: an empty input, then its JSON.
+                let mut empty = block.clone();
+                empty["input"] = json!({});
+                frames.push(start(empty));
+                for piece in json_pieces(&block["input"].to_string()) {
+                    frames.push(delta(
+                        json!({"type": "input_json_delta", "partial_json": piece}),
+                    ));
+                }
+            }
+            ReplyBlock::Raw(block) => frames.push(start(block.clone())),
         }
         frames.push(frame(
             "content_block_stop",
@@ -134,6 +157,7 @@ pub(crate) fn message(reply: &Reply) -> Value {
                 signature,
             } => json!({"type": "thinking", "thinking": thinking, "signature": signature}),
             ReplyBlock::Redacted(data) => json!({"type": "redacted_thinking", "data": data}),
+            ReplyBlock::Raw(block) => block.clone(),
         })
         .collect();
     let usage = &reply.usage;

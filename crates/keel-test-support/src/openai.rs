@@ -64,6 +64,11 @@ pub(crate) fn stream_frames(reply: &Reply, include_usage: bool) -> Vec<Bytes> {
             }
             // OpenAI-compatible servers have nothing like redacted thinking.
             ReplyBlock::Redacted(_) => {}
+            ReplyBlock::Raw(block) => {
+                for piece in text_pieces(block["text"].as_str().unwrap_or_default()) {
+                    frames.push(delta(json!({"content": piece})));
+                }
+            }
             ReplyBlock::ToolUse {
                 id,
                 name,
@@ -118,6 +123,7 @@ pub(crate) fn completion(reply: &Reply) -> Value {
             ReplyBlock::Text(t) => text.push_str(t),
             ReplyBlock::Thinking { thinking, .. } => reasoning.push_str(thinking),
             ReplyBlock::Redacted(_) => {}
+            ReplyBlock::Raw(block) => text.push_str(block["text"].as_str().unwrap_or_default()),
             ReplyBlock::ToolUse {
                 id,
                 name,

@@ -1,5 +1,6 @@
 //! Third-party software the tests run against (MCP servers from npm and PyPI, the MCP
-//! conformance suite, the Python MCP SDK), installed on first use into `<checkout>/.peers`
+//! conformance suite, the Python MCP and ACP SDKs, the Claude Agent SDK, Jupyter's nbformat),
+//! installed on first use into `<checkout>/.peers`
 //! (ignored by git) so that `cargo test` works on a fresh machine with nothing but the
 //! package registries. Installing is idempotent and serialised across test processes.
 
@@ -15,7 +16,12 @@ const NEEDED: &[&str] = &[
     "node_modules/@modelcontextprotocol/conformance/dist/index.js",
     "venv/bin/mcp-server-time",
     "venv/bin/python",
+    // nbformat's command; its presence means the package is installed.
+    "venv/bin/jupyter-trust",
 ];
+
+/// Python packages (import names) that must be in the venv's site-packages.
+const NEEDED_PYTHON: &[&str] = &["mcp", "acp", "claude_agent_sdk"];
 
 /// The checkout's root.
 fn checkout() -> PathBuf {
@@ -49,6 +55,24 @@ pub fn ensure() -> PathBuf {
 
 fn installed(dir: &Path) -> bool {
     NEEDED.iter().all(|path| dir.join(path).exists())
+        && NEEDED_PYTHON
+            .iter()
+            .all(|package| python_package_installed(dir, package))
+}
+
+/// Whether `venv/lib/python3.*/site-packages/<package>` exists (the minor version varies).
+fn python_package_installed(dir: &Path, package: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir.join("venv/lib")) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        entry
+            .path()
+            .join("site-packages")
+            .join(package)
+            .join("__init__.py")
+            .exists()
+    })
 }
 
 fn install(dir: &Path) {

@@ -42,6 +42,8 @@ pub(crate) enum ReplyBlock {
     Thinking { thinking: String, signature: String },
     /// Redacted thinking.
     Redacted(String),
+    /// A block sent as scripted (server tools, cited text).
+    Raw(Value),
 }
 
 impl Reply {
@@ -87,6 +89,7 @@ impl Reply {
                     signature: signature.clone().unwrap_or_else(|| random_id("mocksig_")),
                 },
                 ScriptedBlock::RedactedThinking { data } => ReplyBlock::Redacted(data.clone()),
+                ScriptedBlock::Raw { block } => ReplyBlock::Raw(block.clone()),
             })
             .collect();
         Self {

@@ -276,6 +276,14 @@ pub enum ScriptedBlock {
         /// The opaque data.
         data: String,
     },
+    /// Any other block, as the API would send it: a server tool's `server_tool_use` (its
+    /// `input` streamed as JSON pieces) or `web_search_tool_result` (sent whole), or a `text`
+    /// block with `citations` (text deltas, then one `citations_delta` per citation). OpenAI
+    /// answers carry only such a block's text.
+    Raw {
+        /// The block's JSON.
+        block: Value,
+    },
 }
 
 fn empty_object() -> Value {
@@ -471,7 +479,8 @@ mod tests {
                   {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "a"}},
                   {"type": "tool_use_raw", "name": "Read", "partial_json": "{\"file"},
                   {"type": "thinking", "thinking": "hmm", "signature": "sig"},
-                  {"type": "redacted_thinking", "data": "opaque"}
+                  {"type": "redacted_thinking", "data": "opaque"},
+                  {"type": "raw", "block": {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}}}
                 ],
                 "stop_reason": "max_tokens",
                 "usage": {"output_tokens": 5},
@@ -488,7 +497,7 @@ mod tests {
         assert!(script.repeat);
         assert!(!script.openai_stream_tool_calls);
         let turn = &script.turns[0];
-        assert_eq!(turn.content.len(), 5);
+        assert_eq!(turn.content.len(), 6);
         assert_eq!(
             turn.resolved_usage(),
             ScriptedUsage {

@@ -114,6 +114,48 @@ pub struct ToolContext {
     pub sandbox: Option<Arc<Sandbox>>,
     /// Environment variables for the commands tools start (settings `env`), on top of keel's own.
     pub env: Arc<Vec<(String, String)>>,
+    /// The editor that holds the files, when the frontend is one (ACP): Read, Edit and Write
+    /// then go through it.
+    pub editor: Option<Arc<dyn EditorFiles>>,
+    /// Where `Bash` with `run_in_background` starts its commands; `None` when the session keeps
+    /// no background tasks (the option then fails with an explanation).
+    pub background: Option<Arc<dyn BackgroundShell>>,
+}
+
+/// File text an editor holds: its buffers may have changes not yet saved, and it wants to show
+/// edits as they happen rather than find the files changed on disk. Offered by ACP clients
+/// (`fs/read_text_file`, `fs/write_text_file`). The tools call these from blocking threads.
+pub trait EditorFiles: Send + Sync + std::fmt::Debug {
+    /// The file's text as the editor has it; `None` when the editor does not read files for
+    /// keel (the disk is read instead).
+    fn read_text(&self, path: &Path) -> Option<Result<String, String>>;
+    /// Gives the editor the file's new text to write; `None` when it does not write files for
+    /// keel (the file is written on disk instead).
+    fn write_text(&self, path: &Path, text: &str) -> Option<Result<(), String>>;
+}
+
+/// A shell command to start in the background.
+#[derive(Debug, Clone)]
+pub struct BackgroundCommand {
+    /// The command line.
+    pub command: String,
+    /// What it does, in a few words (shown in listings and notices).
+    pub description: Option<String>,
+    /// The sandbox it runs in, unless the call asked to run outside it.
+    pub sandbox: Option<Arc<Sandbox>>,
+}
+
+/// Runs commands that outlive the tool call (implemented by keel-tasks' registry), so the Bash
+/// tool can offer `run_in_background` without owning long-lived processes itself.
+#[async_trait]
+pub trait BackgroundShell: Send + Sync + std::fmt::Debug {
+    /// Starts `command` in the session's current directory and returns at once with what the
+    /// model is told (the task id and where its output goes).
+    async fn start(
+        &self,
+        command: BackgroundCommand,
+        ctx: &ToolContext,
+    ) -> Result<ToolOutput, ToolError>;
 }
 
 /// How shell commands are confined: the policy, and the program that applies it (keel itself,
@@ -138,6 +180,8 @@ impl ToolContext {
             cancel,
             sandbox: None,
             env: Arc::new(Vec::new()),
+            editor: None,
+            background: None,
         }
     }
 

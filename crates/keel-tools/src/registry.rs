@@ -93,13 +93,15 @@ impl ToolRegistry {
         Self::default()
     }
 
-    /// The built-in tools, in Claude Code's order: Read, Write, Edit, Bash, Glob, Grep.
+    /// The built-in tools that need no configuration: Read, Write, Edit, Bash, Glob, Grep,
+    /// NotebookEdit. (WebFetch and WebSearch need a model or a search backend; the caller
+    /// registers them.)
     pub fn builtin() -> Self {
         let mut registry = Self::new();
         for tool in crate::builtin::all() {
             if let Err(error) = registry.register(tool) {
                 // The built-ins have distinct names and schemas compiled by this crate's own
-                // tests (`builtin_registry_has_the_six_tools_in_order`), so this is a bug.
+                // tests (`builtin_registry_has_the_seven_tools_in_order`), so this is a bug.
                 tracing::error!("built-in tool rejected: {error}");
             }
         }
@@ -479,14 +481,22 @@ mod tests {
     }
 
     #[test]
-    fn builtin_registry_has_the_six_tools_in_order() {
+    fn builtin_registry_has_the_seven_tools_in_order() {
         let registry = ToolRegistry::builtin();
         assert_eq!(
             registry.names(),
-            ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
+            [
+                "Read",
+                "Write",
+                "Edit",
+                "Bash",
+                "Glob",
+                "Grep",
+                "NotebookEdit"
+            ]
         );
         let specs = registry.specs();
-        assert_eq!(specs.len(), 6);
+        assert_eq!(specs.len(), 7);
         for spec in specs {
             assert_eq!(spec.input_schema["type"], "object", "{}", spec.name);
             assert_eq!(spec.input_schema["additionalProperties"], false);
@@ -503,6 +513,7 @@ mod tests {
             ("Bash", false),
             ("Glob", true),
             ("Grep", true),
+            ("NotebookEdit", false),
         ] {
             assert_eq!(registry.is_read_only(name), Some(read_only), "{name}");
         }
@@ -533,12 +544,15 @@ mod tests {
     fn tools_can_be_removed_and_filtered() {
         let mut registry = ToolRegistry::builtin();
         registry.retain(|name| name != "Bash" && name != "Write");
-        assert_eq!(registry.names(), ["Read", "Edit", "Glob", "Grep"]);
+        assert_eq!(
+            registry.names(),
+            ["Read", "Edit", "Glob", "Grep", "NotebookEdit"]
+        );
         assert!(registry.remove("Edit").is_some());
         assert!(registry.remove("Edit").is_none());
         assert!(registry.get("Edit").is_none());
         assert_eq!(registry.get("Read").unwrap().name(), "Read");
-        assert_eq!(registry.len(), 3);
+        assert_eq!(registry.len(), 4);
     }
 
     #[tokio::test]

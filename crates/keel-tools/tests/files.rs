@@ -119,8 +119,9 @@ async fn read_offset_past_the_end_names_the_line_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_refuses_binary_files_and_directories() {
     let ws = Workspace::new();
-    let bin = ws.path("image.png");
-    std::fs::write(&bin, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    // (Images and PDFs are shown as such; other binaries are refused.)
+    let bin = ws.path("program");
+    std::fs::write(&bin, b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0>\0").unwrap();
     let err = ws.err("Read", json!({"file_path": s(&bin)})).await;
     assert!(
         err.contains("binary") && err.contains("cannot be shown as text"),

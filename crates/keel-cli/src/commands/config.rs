@@ -7,7 +7,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use keel_config::{Change, Scope, file_for, get_path, parse_cli_value};
 use serde_json::Value;
 
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// `keel config ...`
 #[derive(Debug, Args)]

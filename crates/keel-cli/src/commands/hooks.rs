@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use keel_policy::hooks::HookSet;
 
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// `keel hooks ...`
 #[derive(Debug, Args)]

@@ -15,13 +15,13 @@ use keel_tools::ToolRegistry;
 pub use keel_mcp::cli::McpArgs;
 
 use crate::args::Args;
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// Runs `keel mcp ...`. `keel mcp serve` (stdio) owns stdout for the protocol and writes
 /// nothing else there; logs go to stderr (see `init_logging`).
 pub fn run(command: McpArgs, args: &Args, ws: &Workspace) -> Result<ExitCode> {
     let registry = ToolRegistry::builtin();
-    let gate = gate(ws.policy(args)?, &registry, ws);
+    let gate = gate(ws.policy(&args.session_options())?, &registry, ws);
     let mut options = ManagerOptions::new(ws.settings.project_root.clone());
     let env = ws.env.clone();
     options.env = Arc::new(move |name| env.get(name).cloned());

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
 
 use crate::args::Args;
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// `keel permissions ...`
 #[derive(Debug, ClapArgs)]
@@ -33,7 +33,7 @@ pub enum PermissionsCommand {
 /// Runs `keel permissions`.
 #[allow(clippy::print_stdout)]
 pub fn run(command: PermissionsArgs, args: &Args, ws: &Workspace) -> Result<ExitCode> {
-    let policy = ws.policy(args)?;
+    let policy = ws.policy(&args.session_options())?;
     match command.command {
         PermissionsCommand::Check { call } => {
             let verdict = policy

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args as ClapArgs, Subcommand};
 
 use crate::args::Args;
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// `keel prompt ...`
 #[derive(Debug, ClapArgs)]
@@ -28,7 +28,7 @@ pub enum PromptCommand {
 pub fn run(command: PromptArgs, args: &Args, ws: &Workspace) -> Result<ExitCode> {
     match command.command {
         PromptCommand::Show => {
-            let (prompt, warnings) = ws.system_prompt(args)?;
+            let (prompt, warnings) = ws.system_prompt(&args.session_options())?;
             if prompt.blocks().is_empty() {
                 println!("(no system prompt: --system-prompt \"\" sends none)");
             } else {

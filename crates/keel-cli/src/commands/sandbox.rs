@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// `keel sandbox ...`
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use keel_session::SessionStore;
 
-use crate::setup::Workspace;
+use keel_setup::Workspace;
 
 /// `keel sessions`
 #[derive(Debug, Args)]

@@ -18,6 +18,11 @@
 //! A hook never takes the session down: one that cannot start, crashes, hangs past its
 //! timeout (it is killed with its whole process group) or prints malformed JSON becomes a
 //! non-blocking [`HookError`] the user is told about.
+//!
+//! Besides commands, a set can hold [`CallbackHook`]s: hooks whose code lives in the
+//! frontend (the Agent SDK's hook callbacks). They are matched, timed and merged exactly like
+//! commands; [`HookSet::run_with`] is told how to reach them, and their JSON answer means
+//! what a command's JSON stdout means.
 
 mod input;
 mod matcher;
@@ -26,11 +31,13 @@ mod process;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use keel_config::{HookMatcher, LoadedSettings};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use input::{CompactTrigger, HookContext, HookInput, SessionEndReason, SessionStartSource};
@@ -201,7 +208,30 @@ struct HookSpec {
     timeout: Duration,
 }
 
-/// A matcher with its commands, in settings order.
+/// A hook the frontend runs (an Agent SDK callback registered in `initialize`): keel decides
+/// when it runs and what its answer means, the frontend runs the code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackHook {
+    /// The frontend's id for it (`hook_0`), echoed when keel asks for it to run.
+    pub id: String,
+    /// How long keel waits for its answer before counting it as failed.
+    pub timeout: Duration,
+    /// Whether a failure (an error, a timeout, an answer keel cannot use) blocks what the
+    /// event is about, as exit code 2 would (`onFailure: "block"`); otherwise a failure is
+    /// reported and counts as no decision.
+    pub block_on_failure: bool,
+}
+
+/// What a [`CallbackHook`] answered.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallbackReply {
+    /// Its output: a JSON object read like a command hook's JSON stdout.
+    Output(Value),
+    /// It failed, or its answer could not be delivered; the text says why.
+    Failed(String),
+}
+
+/// A matcher with its commands (and callbacks), in settings order.
 #[derive(Clone, Debug)]
 struct Group {
     event: HookEvent,
@@ -209,6 +239,7 @@ struct Group {
     matcher_text: String,
     source: Option<String>,
     hooks: Vec<HookSpec>,
+    callbacks: Vec<CallbackHook>,
 }
 
 /// Every hook of a session, compiled from settings; runs the ones an event selects.
@@ -281,55 +312,141 @@ impl HookSet {
         self.disabled
     }
 
+    /// Adds frontend callbacks for `event` under `matcher` (Claude Code's matcher syntax; empty
+    /// matches everything). `disableAllHooks` does not turn these off: the program that
+    /// registered them is running the session. Fails, naming the matcher, when it is not a
+    /// valid regular expression.
+    pub fn add_callbacks(
+        &mut self,
+        event: HookEvent,
+        matcher: &str,
+        callbacks: Vec<CallbackHook>,
+    ) -> Result<(), String> {
+        let compiled = if event.matcher_field().is_some() {
+            Matcher::compile(matcher).map_err(|error| {
+                format!(
+                    "{event} hook matcher `{matcher}` is not a valid regular expression ({error}); \
+                     use tool names like `Edit|Write`, a pattern like `mcp__.*`, or none for all"
+                )
+            })?
+        } else {
+            Matcher::All
+        };
+        if callbacks.is_empty() {
+            return Ok(());
+        }
+        self.groups.push(Group {
+            event,
+            matcher: compiled,
+            matcher_text: matcher.to_string(),
+            source: Some("Agent SDK (initialize)".to_string()),
+            hooks: Vec::new(),
+            callbacks,
+        });
+        Ok(())
+    }
+
     /// Whether any hook would run for `event` (whatever its matcher), so callers can skip
     /// building the input when none would.
     pub fn has(&self, event: HookEvent) -> bool {
-        !self.disabled && self.groups.iter().any(|g| g.event == event)
+        self.groups.iter().any(|g| {
+            g.event == event && ((!self.disabled && !g.hooks.is_empty()) || !g.callbacks.is_empty())
+        })
     }
 
-    /// Every configured hook, in settings order, for `keel hooks list`.
+    /// Every configured hook, in settings order, for `keel hooks list`; frontend callbacks
+    /// are listed as `callback <id>`.
     pub fn list(&self) -> Vec<HookListing> {
         self.groups
             .iter()
             .flat_map(|group| {
-                group.hooks.iter().map(|hook| HookListing {
+                let commands = group.hooks.iter().map(|hook| HookListing {
                     event: group.event,
                     matcher: group.matcher_text.clone(),
                     command: hook.command.clone(),
                     timeout: hook.timeout,
                     source: group.source.clone(),
-                })
+                });
+                let callbacks = group.callbacks.iter().map(|callback| HookListing {
+                    event: group.event,
+                    matcher: group.matcher_text.clone(),
+                    command: format!("callback {}", callback.id),
+                    timeout: callback.timeout,
+                    source: group.source.clone(),
+                });
+                commands.chain(callbacks)
             })
             .collect()
     }
 
-    /// Runs every hook that `input`'s event and matcher value select, all at once, and
+    /// Runs every command hook that `input`'s event and matcher value select, all at once, and
     /// merges what they answer. Identical commands run once (as in Claude Code). Dropping the
-    /// returned future kills every hook still running.
+    /// returned future kills every hook still running. Callback hooks are left out; use
+    /// [`HookSet::run_with`] to run them too.
     pub async fn run(&self, input: &HookInput, env: &HookEnv) -> HookOutcome {
+        self.run_with(input, env, |_, _| async {
+            CallbackReply::Failed("nobody can run callback hooks here".to_string())
+        })
+        .await
+    }
+
+    /// Like [`HookSet::run`], and also asks `call` to run every selected callback hook (with
+    /// the hook and the input JSON), at the same time as the commands. A callback that does
+    /// not answer within its timeout, or is still running when `env.cancel` fires, counts as
+    /// failed or cancelled. Commands' answers are merged first, then callbacks', each in the
+    /// order they were configured.
+    pub async fn run_with<F, Fut>(&self, input: &HookInput, env: &HookEnv, call: F) -> HookOutcome
+    where
+        F: Fn(CallbackHook, Value) -> Fut,
+        Fut: Future<Output = CallbackReply>,
+    {
         let event = input.event();
-        if self.disabled {
-            return HookOutcome::new(event);
-        }
         let target = input.match_target();
+        let matching = || {
+            self.groups
+                .iter()
+                .filter(move |g| g.event == event && g.matcher.matches(target))
+        };
         let mut seen = HashSet::new();
-        let selected: Vec<&HookSpec> = self
-            .groups
-            .iter()
-            .filter(|g| g.event == event && g.matcher.matches(target))
-            .flat_map(|g| g.hooks.iter())
-            .filter(|hook| seen.insert(hook.command.as_str()))
+        let selected: Vec<&HookSpec> = if self.disabled {
+            Vec::new()
+        } else {
+            matching()
+                .flat_map(|g| g.hooks.iter())
+                .filter(|hook| seen.insert(hook.command.as_str()))
+                .collect()
+        };
+        let mut seen_callbacks = HashSet::new();
+        let callbacks: Vec<&CallbackHook> = matching()
+            .flat_map(|g| g.callbacks.iter())
+            .filter(|callback| seen_callbacks.insert(callback.id.as_str()))
             .collect();
-        if selected.is_empty() {
+        if selected.is_empty() && callbacks.is_empty() {
             return HookOutcome::new(event);
         }
         let stdin = input.json().to_string().into_bytes();
-        let runs = futures::future::join_all(
+        let commands = futures::future::join_all(
             selected
                 .iter()
                 .map(|hook| process::run_one(&hook.command, hook.timeout, &stdin, env)),
-        )
-        .await;
+        );
+        let answers = futures::future::join_all(callbacks.iter().map(|callback| {
+            let answer = call((*callback).clone(), input.json().clone());
+            let limit = callback.timeout;
+            async move {
+                tokio::select! {
+                    () = env.cancel.cancelled() => None,
+                    answer = tokio::time::timeout(limit, answer) => Some(answer.unwrap_or_else(|_| {
+                        CallbackReply::Failed(format!(
+                            "did not answer within {} s (raise the matcher's timeout if it needs \
+                             longer)",
+                            limit.as_secs_f64()
+                        ))
+                    })),
+                }
+            }
+        }));
+        let (runs, answers) = futures::future::join(commands, answers).await;
         let mut merger = Merger::new(event);
         for (hook, run) in selected.iter().zip(runs) {
             tracing::debug!(
@@ -340,6 +457,9 @@ impl HookSet {
                 "hook finished"
             );
             merger.absorb(&hook.command, hook.timeout, run);
+        }
+        for (callback, answer) in callbacks.iter().zip(answers) {
+            merger.absorb_callback(callback, answer);
         }
         merger.finish()
     }
@@ -410,5 +530,6 @@ fn compile_group(
         matcher_text: entry.matcher.clone(),
         source: source.map(str::to_string),
         hooks,
+        callbacks: Vec::new(),
     })
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::HookEvent;
 use super::process::{RawRun, RunStatus};
+use super::{CallbackHook, CallbackReply, HookEvent};
 use crate::verdict::Decision;
 
 /// The merged answer of every hook one event ran. Which fields an event can set, and what
@@ -103,6 +103,8 @@ pub enum HookFailure {
     Cancelled,
     /// Exit code 0, but stdout was JSON keel could not use.
     InvalidOutput(String),
+    /// A frontend callback failed, timed out or could not be reached.
+    Callback(String),
 }
 
 impl fmt::Display for HookFailure {
@@ -119,6 +121,7 @@ impl fmt::Display for HookFailure {
             ),
             HookFailure::Cancelled => f.write_str("was cancelled"),
             HookFailure::InvalidOutput(why) => write!(f, "printed output keel ignored: {why}"),
+            HookFailure::Callback(why) => write!(f, "failed: {why}"),
         }
     }
 }
@@ -161,6 +164,15 @@ impl HookOutcome {
             && self.stop.is_none()
             && self.output.is_empty()
             && self.errors.is_empty()
+    }
+
+    /// The outcome of one hook's JSON answer for `event` (what a command prints on stdout or
+    /// a frontend callback returns), read with the same rules as [`super::HookSet::run`].
+    pub fn from_output(event: HookEvent, label: &str, output: &Value) -> Self {
+        let mut merger = Merger::new(event);
+        merger.outcome.ran += 1;
+        merger.value(label, output);
+        merger.finish()
     }
 
     /// What to show the user as notices: system messages, then hook errors.
@@ -251,6 +263,63 @@ impl Merger {
             RunStatus::SpawnFailed(why) => HookFailure::Spawn(why),
         };
         self.error(command, failure, stderr);
+    }
+
+    /// Reads one frontend callback's answer (`None`: cancelled while it ran).
+    pub(crate) fn absorb_callback(
+        &mut self,
+        callback: &CallbackHook,
+        reply: Option<CallbackReply>,
+    ) {
+        self.outcome.ran += 1;
+        let label = format!("callback {}", callback.id);
+        let errors_before = self.outcome.errors.len();
+        match reply {
+            None => self.error(&label, HookFailure::Cancelled, String::new()),
+            Some(CallbackReply::Failed(why)) => {
+                self.error(&label, HookFailure::Callback(why), String::new());
+            }
+            Some(CallbackReply::Output(output)) => self.value(&label, &output),
+        }
+        // Stop hooks ignore onFailure (Claude Code's rule): blocking a stop would keep the
+        // agent working because a callback broke.
+        let stops = matches!(self.event(), HookEvent::Stop | HookEvent::SubagentStop);
+        if callback.block_on_failure
+            && self.event().can_block()
+            && !stops
+            && self.outcome.errors.len() > errors_before
+        {
+            let why = self.outcome.errors[errors_before..]
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.block(format!("{why} (its matcher blocks on failure)"));
+        }
+    }
+
+    /// Reads a JSON answer given as a value (a callback's output).
+    fn value(&mut self, label: &str, output: &Value) {
+        let Value::Object(object) = output else {
+            self.invalid(
+                label,
+                format!("answered {output} instead of a JSON object; return {{}} for no decision"),
+            );
+            return;
+        };
+        if object.get("async").and_then(Value::as_bool) == Some(true) {
+            // A callback that runs in the background has no say in this event.
+            return;
+        }
+        match serde_json::from_value::<HookJson>(output.clone()) {
+            Ok(json) => self.apply_json(label, json),
+            Err(error) => self.invalid(
+                label,
+                format!(
+                    "answered an object keel cannot use ({error}); use Claude Code's hook fields"
+                ),
+            ),
+        }
     }
 
     fn error(&mut self, command: &str, failure: HookFailure, stderr: String) {

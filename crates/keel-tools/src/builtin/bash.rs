@@ -45,8 +45,10 @@ impl Tool for Bash {
          (stdin is empty) and must not wait for a user. A non-zero exit is reported as an \
          error that starts with `Exit code N`. `timeout` is in milliseconds (default 120000, \
          at most 600000); on timeout the command and every process it started are stopped. \
-         Background processes (`cmd &`) are stopped when the command finishes. Give a short \
-         `description` of what the command does."
+         Background processes (`cmd &`) are stopped when the command finishes; for a process \
+         that must keep running (a dev server, a watcher) set `run_in_background` instead, then \
+         read its output with TaskOutput and stop it with TaskStop. Give a short `description` \
+         of what the command does."
     }
 
     fn input_schema(&self) -> Value {
@@ -66,6 +68,10 @@ impl Tool for Bash {
                 "description": {
                     "type": "string",
                     "description": "What the command does, in a few words (e.g. \"Run the unit tests\")"
+                },
+                "run_in_background": {
+                    "type": "boolean",
+                    "description": "Run the command in the background and return at once with a task id; read its output with TaskOutput and stop it with TaskStop (for dev servers, watchers, long builds)"
                 },
                 "dangerouslyDisableSandbox": {
                     "type": "boolean",
@@ -95,6 +101,32 @@ impl Tool for Bash {
         } else {
             ctx.sandbox.clone()
         };
+        if input
+            .get("run_in_background")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
+            let Some(background) = ctx.background.clone() else {
+                return Err(ToolError::Failed(
+                    "This session cannot run commands in the background; run the command in \
+                     the foreground (without run_in_background)."
+                        .to_string(),
+                ));
+            };
+            return background
+                .start(
+                    crate::BackgroundCommand {
+                        command: command.to_string(),
+                        description: input
+                            .get("description")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        sandbox,
+                    },
+                    ctx,
+                )
+                .await;
+        }
         run(
             command,
             Duration::from_millis(timeout_ms),
@@ -145,30 +177,10 @@ async fn run(
     );
 
     let shell = shell_path();
-    let mut cmd = match sandbox {
-        // The launcher confines itself, then execs the shell: same pid, same process group.
-        Some(sandbox) => tokio::process::Command::from(keel_policy::sandbox::launcher_command(
-            &sandbox.launcher,
-            &sandbox.policy,
-            shell,
-            ["-c", script.as_str()],
-        )),
-        None => {
-            let mut cmd = tokio::process::Command::new(shell);
-            cmd.arg("-c").arg(&script);
-            cmd
-        }
-    };
-    cmd.envs(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .current_dir(&cwd)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+    let mut cmd = shell_command(&script, &cwd, ctx, sandbox);
+    cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // Its own process group, so the command and everything it starts can be killed at once.
-    #[cfg(unix)]
-    cmd.process_group(0);
     let mut child = cmd.spawn().map_err(|e| {
         ToolError::Failed(format!(
             "could not start {} in {}: {e}",
@@ -296,6 +308,41 @@ async fn run(
             }
         }
     }
+}
+
+/// The shell running `script` as the Bash tool runs commands: bash (or `/bin/sh`) with `-c`,
+/// inside the sandbox launcher when one is given, with the session's environment, stdin empty,
+/// in `cwd`, as the leader of its own process group (so the command and everything it starts
+/// can be stopped at once). Output goes wherever the caller points it; background tasks use
+/// this too, so the sandbox applies to them in the same way.
+pub fn shell_command(
+    script: &str,
+    cwd: &Path,
+    ctx: &ToolContext,
+    sandbox: Option<&crate::Sandbox>,
+) -> tokio::process::Command {
+    let shell = shell_path();
+    let mut cmd = match sandbox {
+        // The launcher confines itself, then execs the shell: same pid, same process group.
+        Some(sandbox) => tokio::process::Command::from(keel_policy::sandbox::launcher_command(
+            &sandbox.launcher,
+            &sandbox.policy,
+            shell,
+            ["-c", script],
+        )),
+        None => {
+            let mut cmd = tokio::process::Command::new(shell);
+            cmd.arg("-c").arg(script);
+            cmd
+        }
+    };
+    cmd.envs(ctx.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(cwd)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null());
+    #[cfg(unix)]
+    cmd.process_group(0);
+    cmd
 }
 
 /// stdout, then stderr on the following line, without trailing newlines.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::ToolError;
+use crate::{ToolContext, ToolError};
 
 /// Runs blocking file work on tokio's blocking pool so the runtime threads stay free. A panic
 /// in `work` is re-raised here, where the registry turns it into an error result.
@@ -158,6 +158,35 @@ fn edit_distance(a: &str, b: &str) -> usize {
         previous = current;
     }
     previous[b.len()]
+}
+
+/// A file's bytes: from the editor when it reads files for keel (its buffer may hold unsaved
+/// changes) and the file exists, else from disk.
+pub(crate) fn read_file(ctx: &ToolContext, path: &Path) -> std::io::Result<Vec<u8>> {
+    if let Some(editor) = &ctx.editor
+        && path.is_file()
+        && let Some(text) = editor.read_text(path)
+    {
+        return text
+            .map(String::into_bytes)
+            .map_err(|e| std::io::Error::other(format!("the editor could not read it: {e}")));
+    }
+    std::fs::read(path)
+}
+
+/// Writes a file: through the editor when it writes files for keel, else atomically on disk.
+pub(crate) fn write_file(ctx: &ToolContext, path: &Path, contents: &str) -> Result<(), ToolError> {
+    if let Some(editor) = &ctx.editor
+        && let Some(written) = editor.write_text(path, contents)
+    {
+        return written.map_err(|e| {
+            ToolError::Failed(format!(
+                "the editor could not write {}: {e}",
+                path.display()
+            ))
+        });
+    }
+    atomic_write(path, contents.as_bytes())
 }
 
 /// Replaces the file at `path` with `contents` atomically: a temp file in the same directory

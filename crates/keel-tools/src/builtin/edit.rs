@@ -6,7 +6,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::common::{atomic_write, blocking, not_found, numbered, optional_bool, required_str};
+use super::common::{
+    blocking, not_found, numbered, optional_bool, read_file, required_str, write_file,
+};
 use crate::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Lines of unchanged text shown around a change, in the snippet and in the patch hunks.
@@ -94,7 +96,7 @@ fn edit_file(
         path: path.to_path_buf(),
         source,
     };
-    let original = match std::fs::read(path) {
+    let original = match read_file(ctx, path) {
         Ok(bytes) => Some(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) if path.is_dir() => {
@@ -114,7 +116,7 @@ fn edit_file(
                 source,
             })?;
         }
-        atomic_write(path, new.as_bytes())?;
+        write_file(ctx, path, new)?;
         ctx.record_read(path);
         let change = Change {
             old_start: 0,
@@ -162,7 +164,7 @@ fn edit_file(
         replace(&original, old, new, replace_all, &display)?
     };
 
-    atomic_write(path, updated.as_bytes())?;
+    write_file(ctx, path, &updated)?;
     ctx.record_read(path);
 
     let mut content = if changes.len() > 1 {

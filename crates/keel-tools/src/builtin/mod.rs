@@ -9,17 +9,26 @@ mod common;
 mod edit;
 mod glob;
 mod grep;
+mod media;
+mod notebook;
 mod read;
+mod web;
+mod web_fetch;
+mod web_search;
 mod write;
 
-pub use bash::Bash;
+pub use bash::{Bash, shell_command};
 pub use edit::Edit;
 pub use glob::Glob;
 pub use grep::Grep;
+pub use notebook::NotebookEdit;
 pub use read::Read;
+pub use web_fetch::{CACHE_TTL, WebFetch, WebFetchConfig, default_fetch_model};
+pub use web_search::{BRAVE_ENDPOINT, SearchBackend, WebSearch};
 pub use write::Write;
 
-/// The six built-ins in the order they are offered: Read, Write, Edit, Bash, Glob, Grep.
+/// The built-ins that need no configuration, in the order they are offered: Read, Write,
+/// Edit, Bash, Glob, Grep, NotebookEdit.
 pub fn all() -> Vec<Arc<dyn Tool>> {
     vec![
         Arc::new(Read),
@@ -28,5 +37,6 @@ pub fn all() -> Vec<Arc<dyn Tool>> {
         Arc::new(Bash),
         Arc::new(Glob),
         Arc::new(Grep),
+        Arc::new(NotebookEdit),
     ]
 }

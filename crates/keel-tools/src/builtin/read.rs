@@ -1,5 +1,6 @@
 //! Read: shows a text file with line numbers, a window at a time, streaming so that a huge
-//! file is never loaded whole.
+//! file is never loaded whole; images, PDFs and Jupyter notebooks are shown in their own way
+//! (see `media` and `notebook`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read as _};
@@ -8,7 +9,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::common::{blocking, not_found, numbered, optional_u64, required_str};
+use super::common::{blocking, not_found, numbered, optional_str, optional_u64, required_str};
+use super::media::{self, Kind};
+use super::notebook;
 use crate::{FileStamp, Tool, ToolContext, ToolError, ToolOutput};
 
 /// Lines shown when the model gives no `limit`.
@@ -29,14 +32,18 @@ impl Tool for Read {
     }
 
     fn description(&self) -> &str {
-        "Reads a text file and returns its lines numbered like `cat -n` (number, tab, text). \
-         Use it to look at a file before changing it: Write and Edit refuse to touch an \
+        "Reads a file. Text comes back with its lines numbered like `cat -n` (number, tab, \
+         text). Use it to look at a file before changing it: Write and Edit refuse to touch an \
          existing file that has not been read in this session. `file_path` may be absolute or \
          relative to the current directory. By default up to 2000 lines are returned from the \
          start; for long files pass `offset` (1-based first line) and `limit` (number of \
-         lines) to read a window. Lines longer than 2000 characters are cut. Directories \
-         cannot be read (use Glob, or `ls` through Bash), nor can binary files. Reading \
-         several files at once in parallel calls is fine."
+         lines) to read a window. Lines longer than 2000 characters are cut. Images (PNG, \
+         JPEG, GIF, WebP) are shown to you as images, so you can look at screenshots and \
+         diagrams. PDFs come back as text page by page, 20 pages at a time; pass `pages` (e.g. \
+         \"1-5\", \"3\", \"2,7-9\") to choose. Jupyter notebooks (.ipynb) come back as their \
+         cells with ids, sources and outputs. Directories cannot be read (use Glob, or `ls` \
+         through Bash), nor can other binary files. Reading several files at once in parallel \
+         calls is fine."
     }
 
     fn input_schema(&self) -> Value {
@@ -56,6 +63,10 @@ impl Tool for Read {
                     "type": "integer",
                     "minimum": 1,
                     "description": "How many lines to read (default 2000)"
+                },
+                "pages": {
+                    "type": "string",
+                    "description": "For PDFs: the pages to read, e.g. \"1-5\", \"3\" or \"2,7-9\" (default: the first 20)"
                 }
             },
             "required": ["file_path"],
@@ -73,9 +84,21 @@ impl Tool for Read {
         let limit = optional_u64(&input, "limit")?.map_or(DEFAULT_LIMIT as u64, |l| l.max(1));
         let offset = usize::try_from(offset).unwrap_or(usize::MAX);
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let pages = optional_str(&input, "pages")?.map(str::to_string);
         let ctx = ctx.clone();
         blocking(move || {
-            let (output, stamp) = read_window(&path, &ctx.current_dir(), offset, limit)?;
+            if let Some((output, stamp)) = read_special(&path, pages.as_deref())? {
+                ctx.record_read_as(&path, stamp);
+                return Ok(output);
+            }
+            if pages.is_some() {
+                return Err(ToolError::InvalidInput(format!(
+                    "`pages` is for PDF files, and {} is not one; use offset and limit to read \
+                     part of a text file.",
+                    path.display()
+                )));
+            }
+            let (output, stamp) = read_window(&path, &ctx, offset, limit)?;
             ctx.record_read_as(&path, stamp);
             Ok(output)
         })
@@ -83,14 +106,48 @@ impl Tool for Read {
     }
 }
 
+/// Reads an image, a PDF or a notebook, told by its first bytes (notebooks by their name);
+/// `None` for anything else, including paths that do not exist (the text reader explains).
+fn read_special(
+    path: &Path,
+    pages: Option<&str>,
+) -> Result<Option<(ToolOutput, FileStamp)>, ToolError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let stamp = FileStamp {
+        modified: meta.modified().ok(),
+    };
+    let mut head = Vec::with_capacity(16);
+    File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
+        .map_err(|source| ToolError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let output = match media::sniff(&head) {
+        Some(Kind::Image(kind)) => media::read_image(path, kind, meta.len())?,
+        Some(Kind::Pdf) => media::read_pdf(path, meta.len(), pages)?,
+        None if notebook::is_notebook(path) && pages.is_none() => {
+            notebook::read_notebook(path, meta.len())?
+        }
+        None => return Ok(None),
+    };
+    Ok(Some((output, stamp)))
+}
+
 /// Reads lines `offset..offset+limit` (1-based) of `path` and formats them for the model;
 /// also returns the file's stamp from before the read.
 fn read_window(
     path: &Path,
-    cwd: &Path,
+    ctx: &ToolContext,
     offset: usize,
     limit: usize,
 ) -> Result<(ToolOutput, FileStamp), ToolError> {
+    let cwd = &ctx.current_dir();
     let io_error = |source| ToolError::Io {
         path: path.to_path_buf(),
         source,
@@ -132,7 +189,19 @@ fn read_window(
             meta.len()
         )));
     }
-    let mut reader = BufReader::with_capacity(64 * 1024, Cursor::new(sniff).chain(file));
+    // An editor's text (with its unsaved changes) replaces the disk's, once the disk has shown
+    // it is a text file.
+    let source: Box<dyn std::io::Read> = match ctx.editor.as_ref().and_then(|e| e.read_text(path)) {
+        Some(Ok(text)) => Box::new(Cursor::new(text.into_bytes())),
+        Some(Err(e)) => {
+            return Err(ToolError::Failed(format!(
+                "the editor could not read {}: {e}",
+                path.display()
+            )));
+        }
+        None => Box::new(Cursor::new(sniff).chain(file)),
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, source);
 
     let mut shown: Vec<String> = Vec::new();
     let mut line = Vec::new();
@@ -318,7 +387,12 @@ fn looks_binary(sniff: &[u8]) -> bool {
 
 #[cfg(test)]
 fn read(path: &Path, offset: usize, limit: usize) -> Result<ToolOutput, ToolError> {
-    read_window(path, Path::new("/"), offset, limit).map(|(output, _)| output)
+    let ctx = ToolContext::new(
+        Path::new("/"),
+        std::env::temp_dir(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    read_window(path, &ctx, offset, limit).map(|(output, _)| output)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::common::{atomic_write, blocking, required_str};
+use super::common::{blocking, required_str, write_file};
 use crate::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// The Write tool.
@@ -72,7 +72,7 @@ impl Tool for Write {
                     source,
                 })?;
             }
-            atomic_write(&path, content.as_bytes())?;
+            write_file(&ctx, &path, &content)?;
             // The model knows exactly what is in the file now, so a following Edit may go on.
             ctx.record_read(&path);
             let (kind, message) = if existed {
