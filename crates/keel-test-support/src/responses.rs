@@ -50,17 +50,9 @@ fn items(reply: &Reply) -> Vec<Item> {
         .blocks
         .iter()
         .filter_map(|block| match block {
-            ReplyBlock::Text(text) => {
-                let id = random_id("msg_");
-                Some(Item {
-                    done: json!({
-                        "type": "message", "id": id, "status": "completed", "role": "assistant",
-                        "content": [{"type": "output_text", "text": text, "annotations": []}],
-                    }),
-                    id,
-                    kind: ItemKind::Message(text.clone()),
-                })
-            }
+            ReplyBlock::Text(text) => Some(message(text)),
+            // Server tools have no Responses equivalent here; cited text is still text.
+            ReplyBlock::Raw(block) => block["text"].as_str().map(message),
             ReplyBlock::Thinking { thinking, .. } => {
                 let id = random_id("rs_");
                 Some(Item {
@@ -100,6 +92,19 @@ fn items(reply: &Reply) -> Vec<Item> {
             }
         })
         .collect()
+}
+
+/// An assistant message item with one text part.
+fn message(text: &str) -> Item {
+    let id = random_id("msg_");
+    Item {
+        done: json!({
+            "type": "message", "id": id, "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }),
+        id,
+        kind: ItemKind::Message(text.to_string()),
+    }
 }
 
 /// The response object; `output` empty and `status` in progress until it completes.
