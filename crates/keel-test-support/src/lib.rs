@@ -1,5 +1,5 @@
 //! Test-only support for keel: a mock model server that speaks the Anthropic Messages and
-//! OpenAI Chat Completions wire formats from a script (with fault injection and request
+//! OpenAI Chat Completions and Responses wire formats from a script (with fault injection and request
 //! capture), temp workspaces, and small helpers.
 //!
 //! ```no_run
@@ -18,6 +18,7 @@ mod anthropic;
 mod openai;
 pub mod peers;
 mod reply;
+mod responses;
 mod script;
 mod server;
 pub mod wait;

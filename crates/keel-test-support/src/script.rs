@@ -376,7 +376,12 @@ impl TurnMatcher {
             return false;
         }
         if let Some(needle) = &self.messages_contain {
-            let messages = body.get("messages").cloned().unwrap_or(Value::Null);
+            // The Responses API calls the conversation `input`.
+            let messages = body
+                .get("messages")
+                .or_else(|| body.get("input"))
+                .cloned()
+                .unwrap_or(Value::Null);
             let serialized = messages.to_string();
             let mut text = String::new();
             collect_strings(&messages, &mut text);
@@ -393,15 +398,18 @@ impl TurnMatcher {
     }
 }
 
-/// The system prompt's text: Anthropic's `system` (string or blocks) plus OpenAI's system and
-/// developer messages.
+/// The system prompt's text: Anthropic's `system` (string or blocks), the Responses API's
+/// `instructions`, plus OpenAI's system and developer messages.
 fn system_text(body: &Value) -> String {
     let mut text = String::new();
-    if let Some(system) = body.get("system") {
-        collect_strings(system, &mut text);
+    for key in ["system", "instructions"] {
+        if let Some(system) = body.get(key) {
+            collect_strings(system, &mut text);
+        }
     }
     for message in body
         .get("messages")
+        .or_else(|| body.get("input"))
         .and_then(Value::as_array)
         .into_iter()
         .flatten()

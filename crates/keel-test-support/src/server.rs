@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::reply::{Reply, random_id};
 use crate::script::{HttpError, Script, ScriptedTurn};
-use crate::{MockError, anthropic, openai};
+use crate::{MockError, anthropic, openai, responses};
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,6 +252,8 @@ impl Drop for MockModelServer {
 enum Provider {
     Anthropic,
     OpenAi,
+    /// The OpenAI Responses API (Codex CLI).
+    Responses,
 }
 
 impl Provider {
@@ -259,6 +261,7 @@ impl Provider {
         match self {
             Provider::Anthropic => anthropic::error_body(error_type, message),
             Provider::OpenAi => openai::error_body(error_type, message),
+            Provider::Responses => responses::error_body(error_type, message),
         }
     }
 
@@ -305,6 +308,8 @@ async fn handle(
         Route::Model(Provider::Anthropic)
     } else if path.ends_with("/chat/completions") {
         Route::Model(Provider::OpenAi)
+    } else if path.ends_with("/responses") {
+        Route::Model(Provider::Responses)
     } else if path.ends_with("/v1/models") || path == "/models" {
         Route::Models
     } else if path.ends_with("/api/tags") {
@@ -403,6 +408,7 @@ async fn model_request(shared: &Shared, provider: Provider, body: Value) -> Resp
     let mut reply = match provider {
         Provider::Anthropic => Reply::resolve(&turn, &body, "msg_", "toolu_"),
         Provider::OpenAi => Reply::resolve(&turn, &body, "chatcmpl-", "call_"),
+        Provider::Responses => Reply::resolve(&turn, &body, "resp_", "call_"),
     };
     if turn.usage.is_none() && shared.lock().estimate_usage {
         reply.usage.input_tokens = (body.to_string().len() / 4) as u64;
@@ -426,6 +432,10 @@ async fn model_request(shared: &Shared, provider: Provider, body: Value) -> Resp
                     openai::malformed_frame(),
                 )
             }
+            Provider::Responses => (
+                responses::stream_frames(&reply),
+                responses::malformed_frame(),
+            ),
         };
         let steps = plan(frames, malformed, &turn);
         let delay = turn.event_delay_ms.map(Duration::from_millis);
@@ -482,12 +492,14 @@ async fn model_request(shared: &Shared, provider: Provider, body: Value) -> Resp
         let broken = match provider {
             Provider::Anthropic => anthropic::malformed_body(),
             Provider::OpenAi => openai::malformed_body(),
+            Provider::Responses => responses::malformed_body(),
         };
         return response(StatusCode::OK, "application/json", Body::from(broken));
     }
     let answer = match provider {
         Provider::Anthropic => anthropic::message(&reply),
         Provider::OpenAi => openai::completion(&reply),
+        Provider::Responses => responses::response(&reply),
     };
     let mut res = json_response(StatusCode::OK, &answer);
     insert_header(&mut res, "request-id", &request_id);
@@ -668,7 +680,7 @@ fn not_found(method: &Method, path: &str) -> Response {
             "not_found_error",
             &format!(
                 "mock server: no route for {method} {path} (it serves POST .../v1/messages, \
-                 POST .../chat/completions, GET /v1/models, GET /api/tags, GET /_mock/requests)"
+                 POST .../chat/completions, POST .../responses, GET /v1/models, GET /api/tags, GET /_mock/requests)"
             ),
         ),
     )

@@ -429,3 +429,35 @@ async fn grep_reports_bad_regexes_missing_paths_and_no_matches() {
         .await;
     assert!(err.contains("`output_mode` must be one of"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trees_past_the_single_thread_walk_report_every_file_once() {
+    // Small trees are walked on one thread and larger ones go parallel part-way through; a
+    // file must be neither lost nor reported twice at the switch.
+    let ws = Workspace::new();
+    for d in 0..150 {
+        ws.write(&format!("d{d}/hit.txt"), &format!("needle {d}\n"));
+        ws.write(&format!("d{d}/miss.txt"), "nothing here\n");
+    }
+    let result = ws
+        .ok(
+            "Grep",
+            json!({"pattern": "needle", "output_mode": "content"}),
+        )
+        .await;
+    let mut found = lines(&result.content);
+    assert_eq!(found.len(), 150);
+    found.sort_unstable();
+    found.dedup();
+    assert_eq!(found.len(), 150, "a file was reported twice");
+    let files = ws.ok("Grep", json!({"pattern": "needle"})).await;
+    assert_eq!(files.structured.unwrap()["numFiles"], 150);
+
+    let glob = ws.ok("Glob", json!({"pattern": "**/*.txt"})).await;
+    assert!(
+        glob.content
+            .contains("showing the 100 most recently modified of 300 matches"),
+        "{}",
+        glob.content
+    );
+}

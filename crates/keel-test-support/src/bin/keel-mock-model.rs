@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use keel_test_support::{MockModelServer, Script};
 
-/// Serve a scripted model over the Anthropic Messages and OpenAI Chat Completions APIs.
+/// Serve a scripted model over the Anthropic Messages, OpenAI Chat Completions and OpenAI
+/// Responses APIs.
 #[derive(Debug, Parser)]
 #[command(name = "keel-mock-model", version, about)]
 struct Args {

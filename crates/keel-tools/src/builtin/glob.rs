@@ -1,12 +1,13 @@
 //! Glob: finds files by name pattern, newest first, honouring ignore files.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use globset::{GlobBuilder, GlobMatcher};
-use ignore::{WalkBuilder, WalkState};
+use ignore::{DirEntry, WalkBuilder, WalkState};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -171,7 +172,7 @@ fn walk(
     cancel: &CancellationToken,
 ) -> Vec<(PathBuf, SystemTime)> {
     let found = Mutex::new(Vec::new());
-    walker(root).build_parallel().run(|| {
+    walk_entries(&walker(root), GLOB_SEQUENTIAL_ENTRIES, || {
         let found = &found;
         Box::new(move |entry| {
             if cancel.is_cancelled() {
@@ -208,6 +209,55 @@ fn walk(
     found
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Entries Glob visits on the calling thread before its walk goes parallel (see
+/// [`walk_entries`]); Glob's work per entry is small, so one thread goes a long way.
+const GLOB_SEQUENTIAL_ENTRIES: usize = 256;
+
+/// What the walk calls for each entry; one per walker thread.
+pub(crate) type Visitor<'s> =
+    Box<dyn FnMut(Result<DirEntry, ignore::Error>) -> WalkState + Send + 's>;
+
+/// Visits every entry `builder` yields, once: the first `sequential` on this thread, and when
+/// the tree has more, the rest with the parallel walker (which walks from the root again,
+/// skipping what was visited). `visitor` makes one visitor per thread.
+///
+/// The parallel walker's idle threads sleep a millisecond at a time waiting for work, so
+/// every parallel walk ends up to a millisecond late; on a small tree that is more than the
+/// walk itself (Grep over 50 files took 1.45 ms in parallel, 0.7 ms on one thread). A large
+/// tree still gets every core.
+pub(crate) fn walk_entries<'s>(
+    builder: &WalkBuilder,
+    sequential: usize,
+    mut visitor: impl FnMut() -> Visitor<'s>,
+) {
+    let mut seen = HashSet::new();
+    {
+        let mut visit = visitor();
+        for entry in builder.build() {
+            if seen.len() == sequential {
+                break;
+            }
+            if let Ok(entry) = &entry {
+                seen.insert(entry.path().to_path_buf());
+            }
+            if let WalkState::Quit = visit(entry) {
+                return;
+            }
+        }
+    }
+    if seen.len() < sequential {
+        return;
+    }
+    let seen = &seen;
+    builder.build_parallel().run(|| {
+        let mut visit = visitor();
+        Box::new(move |entry| match &entry {
+            Ok(e) if seen.contains(e.path()) => WalkState::Continue,
+            _ => visit(entry),
+        })
+    });
 }
 
 /// The walk Glob and Grep share: ignore files honoured (also outside git repositories, so a

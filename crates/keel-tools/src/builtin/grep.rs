@@ -15,12 +15,16 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::common::{blocking, optional_bool, optional_str, optional_u64, required_str};
-use super::glob::walker;
+use super::glob::{walk_entries, walker};
 use crate::output::{MAX_OUTPUT_CHARS, clip};
 use crate::{Tool, ToolContext, ToolError, ToolOutput};
 
 /// Characters of a matching line shown in content mode (minified files have huge lines).
 const MAX_LINE_CHARS: usize = 500;
+
+/// Entries Grep visits on the calling thread before its walk goes parallel (see
+/// `walk_entries`): searching is the expensive part, so only small trees stay on one thread.
+const GREP_SEQUENTIAL_ENTRIES: usize = 64;
 
 /// The Grep tool.
 #[derive(Debug, Clone, Copy, Default)]
@@ -342,7 +346,7 @@ fn search_tree(
     }
 
     let hits = Mutex::new(Vec::new());
-    builder.build_parallel().run(|| {
+    walk_entries(&builder, GREP_SEQUENTIAL_ENTRIES, || {
         let hits = &hits;
         let matcher = matcher.clone();
         let mut searcher = searcher.clone();
