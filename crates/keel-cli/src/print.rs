@@ -40,17 +40,8 @@ pub fn run(args: &Args, ws: &Workspace) -> Result<ExitCode> {
             member_flags: Some(crate::work::member_flags(args)),
             ..Extras::default()
         };
-        let prepared = prepare_with(&args.session_options(), ws, approver, extras).await?;
-        let info = RunInfo {
-            model: prepared.model,
-            api_key_source: prepared.api_key_source,
-            max_output_tokens: prepared.max_output_tokens,
-            context_window: prepared.context_window,
-            mcp_servers: prepared.mcp_servers,
-            slash_commands: prepared.slash_commands,
-            agents: prepared.agents,
-            skills: prepared.skills,
-        };
+        let mut prepared = prepare_with(&args.session_options(), ws, approver, extras).await?;
+        let info = RunInfo::of(&mut prepared);
         print_mode(
             prepared.session,
             prompt,

@@ -33,6 +33,22 @@ pub struct RunInfo {
     pub skills: Vec<String>,
 }
 
+impl RunInfo {
+    /// What a prepared session tells the renderer; the session itself is left to be served.
+    pub fn of(prepared: &mut keel_setup::Prepared) -> Self {
+        Self {
+            model: prepared.model.clone(),
+            api_key_source: std::mem::take(&mut prepared.api_key_source),
+            max_output_tokens: prepared.max_output_tokens,
+            context_window: prepared.context_window,
+            mcp_servers: std::mem::take(&mut prepared.mcp_servers),
+            slash_commands: std::mem::take(&mut prepared.slash_commands),
+            agents: std::mem::take(&mut prepared.agents),
+            skills: std::mem::take(&mut prepared.skills),
+        }
+    }
+}
+
 /// Writes events in one output format and remembers what the final result needs.
 pub struct Renderer<W: Write> {
     format: OutputFormat,

@@ -98,17 +98,8 @@ async fn session(args: &Args, ws: &Workspace, approver: Approver) -> Result<Exit
         Some(first) => early.push_back(first),
     }
 
-    let prepared = prepare_with(&args.session_options(), ws, approver.clone(), extras).await?;
-    let info = RunInfo {
-        model: prepared.model.clone(),
-        api_key_source: prepared.api_key_source,
-        max_output_tokens: prepared.max_output_tokens,
-        context_window: prepared.context_window,
-        mcp_servers: prepared.mcp_servers,
-        slash_commands: prepared.slash_commands,
-        agents: prepared.agents,
-        skills: prepared.skills,
-    };
+    let mut prepared = prepare_with(&args.session_options(), ws, approver.clone(), extras).await?;
+    let info = RunInfo::of(&mut prepared);
     let (ops_tx, ops_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let interrupts =

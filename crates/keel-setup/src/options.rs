@@ -69,34 +69,10 @@ pub struct SessionOptions {
 /// or spaces (the Agent SDK joins them with commas), but a comma or space inside a rule's
 /// parentheses belongs to the rule.
 pub fn split_rules(values: &[String]) -> Vec<String> {
-    let mut rules = Vec::new();
-    for value in values {
-        let mut depth = 0usize;
-        let mut current = String::new();
-        for c in value.chars() {
-            match c {
-                '(' => {
-                    depth += 1;
-                    current.push(c);
-                }
-                ')' => {
-                    depth = depth.saturating_sub(1);
-                    current.push(c);
-                }
-                ',' | ' ' if depth == 0 => {
-                    if !current.trim().is_empty() {
-                        rules.push(current.trim().to_string());
-                    }
-                    current.clear();
-                }
-                _ => current.push(c),
-            }
-        }
-        if !current.trim().is_empty() {
-            rules.push(current.trim().to_string());
-        }
-    }
-    rules
+    values
+        .iter()
+        .flat_map(|value| keel_config::frontmatter::split_tool_list(value))
+        .collect()
 }
 
 #[cfg(test)]
