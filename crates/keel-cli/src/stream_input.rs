@@ -258,6 +258,32 @@ impl Loop {
         }
     }
 
+    /// Sends a control request to the SDK for the running turn and, when it answers, the ops
+    /// `reply` makes of the answer (`Err` when the request failed). A request withdrawn when the
+    /// turn ends sends nothing.
+    fn ask_sdk(
+        &mut self,
+        request_id: &str,
+        request: Value,
+        reply: impl FnOnce(Result<Value, String>) -> Vec<Op> + Send + 'static,
+    ) {
+        let answer = self.control.ask(request_id.to_string(), request);
+        self.outstanding.insert(request_id.to_string());
+        let ops = self.ops.clone();
+        self.asks.spawn(async move {
+            let answer = match answer.await {
+                Ok(response) => Ok(response),
+                Err(AskError::Withdrawn) => return,
+                Err(AskError::Failed(why)) => Err(why),
+            };
+            let replies = reply(answer);
+            let Some(ops) = ops else { return };
+            for op in replies {
+                let _ = ops.send(op);
+            }
+        });
+    }
+
     /// Renders an engine event, and sends out the requests it stands for.
     fn event(&mut self, event: Event) -> std::io::Result<()> {
         match &event {
@@ -270,35 +296,27 @@ impl Loop {
                 suggestions,
             } if self.approver == Approver::Interactive => {
                 self.set_state("requires_action");
-                let answer = self.control.ask(
-                    request_id.clone(),
-                    permission_request(tool_name, input, tool_use_id, reason, suggestions),
-                );
-                self.outstanding.insert(request_id.clone());
-                let ops = self.ops.clone();
-                let request_id = request_id.clone();
+                let request =
+                    permission_request(tool_name, input, tool_use_id, reason, suggestions);
+                let answered = request_id.clone();
                 let tool = tool_name.clone();
-                self.asks.spawn(async move {
-                    let answer = match answer.await {
-                        Ok(response) => Ok(response),
-                        Err(AskError::Withdrawn) => return,
-                        Err(AskError::Failed(why)) => Err(why),
-                    };
+                self.ask_sdk(request_id, request, move |answer| {
                     let read = read_permission_answer(answer, &tool);
                     for note in &read.notes {
                         eprintln!("keel: warning: {note}");
                     }
-                    let Some(ops) = ops else { return };
+                    let mut ops = Vec::new();
                     if let Some(mode) = read.set_mode {
-                        let _ = ops.send(Op::SetPermissionMode { mode });
+                        ops.push(Op::SetPermissionMode { mode });
                     }
-                    let _ = ops.send(Op::Approval {
-                        request_id,
+                    ops.push(Op::Approval {
+                        request_id: answered,
                         answer: read.answer,
                     });
                     if read.interrupt {
-                        let _ = ops.send(Op::Interrupt);
+                        ops.push(Op::Interrupt);
                     }
+                    ops
                 });
             }
             Event::QuestionAsked {
@@ -310,32 +328,19 @@ impl Loop {
                 // with the user's choices in `updatedInput.answers`.
                 self.set_state("requires_action");
                 let input = json!({ "questions": questions });
-                let answer = self.control.ask(
-                    request_id.clone(),
-                    permission_request(
-                        "AskUserQuestion",
-                        &input,
-                        tool_use_id,
-                        "the model asks you to choose",
-                        &[],
-                    ),
+                let request = permission_request(
+                    "AskUserQuestion",
+                    &input,
+                    tool_use_id,
+                    "the model asks you to choose",
+                    &[],
                 );
-                self.outstanding.insert(request_id.clone());
-                let ops = self.ops.clone();
-                let request_id = request_id.clone();
-                self.asks.spawn(async move {
-                    let answer = match answer.await {
-                        Ok(response) => Ok(response),
-                        Err(AskError::Withdrawn) => return,
-                        Err(AskError::Failed(why)) => Err(why),
-                    };
-                    let answers = read_question_answers(answer);
-                    if let Some(ops) = ops {
-                        let _ = ops.send(Op::AnswerQuestion {
-                            request_id,
-                            answers,
-                        });
-                    }
+                let answered = request_id.clone();
+                self.ask_sdk(request_id, request, move |answer| {
+                    vec![Op::AnswerQuestion {
+                        request_id: answered,
+                        answers: read_question_answers(answer),
+                    }]
                 });
             }
             Event::HookCallback {
@@ -344,27 +349,22 @@ impl Loop {
                 input,
                 tool_use_id,
             } => {
-                let answer = self.control.ask(
-                    request_id.clone(),
-                    json!({
-                        "subtype": "hook_callback",
-                        "callback_id": callback_id,
-                        "input": input,
-                        "tool_use_id": tool_use_id,
-                    }),
-                );
-                self.outstanding.insert(request_id.clone());
-                let ops = self.ops.clone();
-                let request_id = request_id.clone();
-                self.asks.spawn(async move {
-                    let reply = match answer.await {
+                let request = json!({
+                    "subtype": "hook_callback",
+                    "callback_id": callback_id,
+                    "input": input,
+                    "tool_use_id": tool_use_id,
+                });
+                let answered = request_id.clone();
+                self.ask_sdk(request_id, request, move |answer| {
+                    let reply = match answer {
                         Ok(output) => HookReply::Output { output },
-                        Err(AskError::Withdrawn) => return,
-                        Err(AskError::Failed(error)) => HookReply::Failed { error },
+                        Err(error) => HookReply::Failed { error },
                     };
-                    if let Some(ops) = ops {
-                        let _ = ops.send(Op::HookResult { request_id, reply });
-                    }
+                    vec![Op::HookResult {
+                        request_id: answered,
+                        reply,
+                    }]
                 });
             }
             Event::ToolCallStarted { .. } | Event::PermissionDenied { .. }
