@@ -5,9 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Driver;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keel_engine::{
     Approver, ContextSetup, Extensions, Session, SessionConfig, SessionSetup, allow_once,
@@ -18,7 +20,6 @@ use keel_protocol::{Event, Op, Outcome, SessionId};
 use keel_test_support::{MockModelServer, Script, ScriptedBlock, ScriptedTurn, TurnMatcher};
 use keel_tools::{ToolContext, ToolRegistry};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const MAIN_SYSTEM: &str = "MAIN-AGENT";
@@ -40,12 +41,6 @@ fn when_system(system: &str, mut turn: ScriptedTurn) -> ScriptedTurn {
         ..Default::default()
     });
     turn
-}
-
-struct Driver {
-    ops: mpsc::UnboundedSender<Op>,
-    events: mpsc::UnboundedReceiver<Event>,
-    seen: Vec<Event>,
 }
 
 impl Driver {
@@ -71,32 +66,7 @@ impl Driver {
             context: ContextSetup::default(),
         })
         .with_extensions(Extensions::default());
-        let (ops, ops_rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(session.serve(ops_rx, events_tx));
-        Self {
-            ops,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&self, op: Op) {
-        self.ops.send(op).unwrap();
-    }
-
-    async fn next<T>(&mut self, what: &str, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 20 s; saw {:#?}", self.seen))
-                .unwrap_or_else(|| panic!("the session ended before {what}"));
-            self.seen.push(event.clone());
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-        }
+        Self::serve(session)
     }
 
     async fn finished(&mut self) -> (Outcome, String) {

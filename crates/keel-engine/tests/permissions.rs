@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::Driver;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keel_engine::{Approver, Session, SessionConfig, SessionSetup, allow_once};
 use keel_model::{AnthropicAuth, AnthropicClient, AnthropicConfig};
@@ -14,7 +16,6 @@ use keel_protocol::{ApprovalAnswer, Event, Op, Outcome, SessionId};
 use keel_test_support::{MockModelServer, Script, ScriptedBlock, ScriptedTurn};
 use keel_tools::{ToolContext, ToolRegistry};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 fn call(id: &str, name: &str, input: Value) -> ScriptedTurn {
@@ -26,13 +27,6 @@ fn call(id: &str, name: &str, input: Value) -> ScriptedTurn {
         }],
         ..Default::default()
     }
-}
-
-/// A running session driven like a frontend drives it.
-struct Driver {
-    ops: mpsc::UnboundedSender<Op>,
-    events: mpsc::UnboundedReceiver<Event>,
-    seen: Vec<Event>,
 }
 
 impl Driver {
@@ -62,33 +56,7 @@ impl Driver {
             mcp: None,
             context: Default::default(),
         });
-        let (ops, ops_rx) = mpsc::unbounded_channel();
-        let (events_tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(session.serve(ops_rx, events_tx));
-        Self {
-            ops,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    fn send(&self, op: Op) {
-        self.ops.send(op).unwrap();
-    }
-
-    /// The next event matching `pick`, failing the test if none comes within 20 s.
-    async fn next<T>(&mut self, what: &str, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let event = tokio::time::timeout_at(deadline, self.events.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 20 s; saw {:#?}", self.seen))
-                .unwrap_or_else(|| panic!("the session ended before {what}"));
-            self.seen.push(event.clone());
-            if let Some(found) = pick(&event) {
-                return found;
-            }
-        }
+        Self::serve(session)
     }
 
     async fn approval(&mut self) -> (String, String, String) {
