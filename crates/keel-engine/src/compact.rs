@@ -111,9 +111,15 @@ impl Session {
         let tools = self.tools.specs();
         let raw = estimate_request(&self.config.system, &tools, &self.messages);
         let used = self.context.counter.calibrate(raw);
+        let action = self.context.policy.action(used);
+        if matches!(action, ContextAction::Nothing) {
+            // The usual case: nothing changes, so the estimate just made is the request's.
+            self.context.last_estimate = raw;
+            return;
+        }
         let fixed = estimate_request(&self.config.system, &tools, &[]);
         let conversation = used.saturating_sub(self.context.counter.calibrate(fixed));
-        match self.context.policy.action(used) {
+        match action {
             ContextAction::Nothing => {}
             // The instructions and tool definitions fill the window by themselves: summarising a
             // conversation this short cannot make room, so say what can instead (once).
@@ -167,8 +173,7 @@ impl Session {
                 }
             }
         }
-        self.context.last_estimate =
-            estimate_request(&self.config.system, &self.tools.specs(), &self.messages);
+        self.context.last_estimate = estimate_request(&self.config.system, &tools, &self.messages);
     }
 
     /// Replaces the older part of the conversation by a summary (or the session notes, when
