@@ -13,7 +13,7 @@ has been written to the pty (the time a terminal emulator needs to paint it is n
 Prints min / median / p95 / max in milliseconds and writes bench/tui_latency.json. Exits
 non-zero when the streaming p95 exceeds the budget (BUDGET_MS, default 50 ms: three frames).
 
-KEEL_BIN and MOCK_BIN choose the binaries (default: build the dist profile, as bench/run does).
+KEEL_BIN and MOCK_BIN choose the binaries (default: a release build, as bench/run makes).
 Only loopback traffic; nothing is downloaded.
 """
 
@@ -39,12 +39,12 @@ BUDGET_MS = float(os.environ.get("BUDGET_MS", "50"))
 def binaries():
     if os.environ.get("KEEL_BIN") and os.environ.get("MOCK_BIN"):
         return Path(os.environ["KEEL_BIN"]).resolve(), Path(os.environ["MOCK_BIN"]).resolve()
-    subprocess.run(["cargo", "build", "--quiet", "--locked", "--profile", "dist",
+    subprocess.run(["cargo", "build", "--quiet", "--locked", "--release",
                     "-p", "keel-cli", "-p", "keel-test-support"], cwd=ROOT, check=True)
     meta = json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
                                      cwd=ROOT, check=True, capture_output=True,
                                      text=True).stdout)
-    target = Path(meta["target_directory"]) / "dist"
+    target = Path(meta["target_directory"]) / "release"
     return target / "keel", target / "keel-mock-model"
 
 

@@ -134,15 +134,16 @@ impl AnthropicConfig {
 /// A client for the Messages API. Cheap to share; holds one connection pool.
 #[derive(Debug, Clone)]
 pub struct AnthropicClient {
-    http: reqwest::Client,
+    http: http::HttpClient,
     config: AnthropicConfig,
     endpoint: String,
 }
 
 impl AnthropicClient {
-    /// A client for `config`. Fails only if the HTTP stack cannot be initialised.
+    /// A client for `config`. The HTTP stack is set up in the background (see
+    /// `http::HttpClient`); should that fail, the first request reports it.
     pub fn new(config: AnthropicConfig) -> Result<Self, ModelError> {
-        let http = http::http_client(&config.timeouts)?;
+        let http = http::HttpClient::new(&config.base_url, &config.timeouts);
         let endpoint = format!("{}/v1/messages", config.base_url);
         Ok(Self {
             http,
@@ -313,6 +314,8 @@ impl ModelClient for AnthropicClient {
     async fn stream(&self, request: &ModelRequest) -> Result<EventStream, ModelError> {
         let mut builder = self
             .http
+            .get()
+            .await?
             .post(&self.endpoint)
             .header("anthropic-version", ANTHROPIC_VERSION)
             .header("accept", "text/event-stream")

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -34,13 +35,74 @@ impl Default for Timeouts {
     }
 }
 
-/// One HTTP client per provider client: a connection pool with the connect timeout applied.
-pub(crate) fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client, ModelError> {
-    reqwest::Client::builder()
+/// The connection pool a provider client sends with, ready by its first request.
+///
+/// Building a client that can speak TLS reads every certificate the system trusts (about 13 ms
+/// on a small VM, most of keel's start-up), so for an `https` base URL it is built on a helper
+/// thread while the session is still being assembled. A plain `http` base URL (a local model
+/// server) gets a client with no certificate roots at all: nothing to read, and no `https` to
+/// reach through it.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    ready: Shared<BoxFuture<'static, Result<reqwest::Client, String>>>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// Starts building the client for requests to `base_url` with `timeouts`.
+    pub(crate) fn new(base_url: &str, timeouts: &Timeouts) -> Self {
+        let plain_http = base_url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"));
+        let timeouts = *timeouts;
+        let build = move || build_client(&timeouts, plain_http).map_err(|e| e.to_string());
+        let ready = if plain_http {
+            futures::future::ready(build()).boxed()
+        } else {
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("keel-http-init".into())
+                .spawn(move || sender.send(build()));
+            match spawned {
+                Ok(_) => receiver
+                    .map(|built| {
+                        built.unwrap_or_else(|_| Err("the set-up thread stopped".to_string()))
+                    })
+                    .boxed(),
+                // No thread to spare: build it on the first request instead.
+                Err(_) => futures::future::lazy(move |_| {
+                    build_client(&timeouts, false).map_err(|e| e.to_string())
+                })
+                .boxed(),
+            }
+        };
+        Self {
+            ready: ready.shared(),
+        }
+    }
+
+    /// The client, once built (at once after the first call).
+    pub(crate) async fn get(&self) -> Result<reqwest::Client, ModelError> {
+        self.ready
+            .clone()
+            .await
+            .map_err(|e| ModelError::Request(format!("cannot initialise HTTP: {e}")))
+    }
+}
+
+fn build_client(timeouts: &Timeouts, plain_http: bool) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
-        .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| ModelError::Request(format!("cannot initialise HTTP: {e}")))
+        .user_agent(concat!("keel/", env!("CARGO_PKG_VERSION")));
+    if plain_http {
+        builder = builder.tls_certs_only(std::iter::empty());
+    }
+    builder.build()
 }
 
 /// Sends `builder`, waiting at most the first-byte timeout for the response headers.
@@ -355,6 +417,48 @@ pub(crate) fn json_pieces(json: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `https` client is built on a helper thread; what comes back must be a working TLS
+    /// client (its first bytes on the wire are a TLS handshake record), shared by every caller.
+    #[tokio::test]
+    async fn an_https_client_built_in_the_background_speaks_tls() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let base = format!("https://127.0.0.1:{port}");
+        let http = HttpClient::new(&base, &Timeouts::default());
+        let client = http.get().await.unwrap();
+        let _again = http.clone().get().await.unwrap();
+        let request =
+            tokio::spawn(async move { client.get(format!("{base}/v1/models")).send().await });
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut first = [0u8; 2];
+        socket.read_exact(&mut first).await.unwrap();
+        assert_eq!(first, [0x16, 0x03], "a TLS handshake record");
+        drop(socket);
+        assert!(request.await.unwrap().is_err());
+    }
+
+    /// A plain `http` base URL (a local server) gets a client without certificate roots, which
+    /// still talks plain HTTP to it.
+    #[tokio::test]
+    async fn a_plain_http_client_sends_plain_http() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("HTTP://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let client = HttpClient::new(&base, &Timeouts::default())
+            .get()
+            .await
+            .unwrap();
+        let request =
+            tokio::spawn(async move { client.post(format!("{base}/v1/messages")).send().await });
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut first = [0u8; 5];
+        socket.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"POST ");
+        drop(socket);
+        assert!(request.await.unwrap().is_err());
+    }
 
     #[test]
     fn error_bodies_of_every_provider_are_parsed_or_shortened() {

@@ -101,7 +101,7 @@ impl OpenAiConfig {
 /// the server refused to stream so later turns go straight to non-streaming requests.
 #[derive(Debug)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
+    http: http::HttpClient,
     config: OpenAiConfig,
     endpoint: String,
     /// The server refused a streaming request that carried tools.
@@ -111,9 +111,10 @@ pub struct OpenAiClient {
 }
 
 impl OpenAiClient {
-    /// A client for `config`. Fails only if the HTTP stack cannot be initialised.
+    /// A client for `config`. The HTTP stack is set up in the background (see
+    /// `http::HttpClient`); should that fail, the first request reports it.
     pub fn new(config: OpenAiConfig) -> Result<Self, ModelError> {
-        let http = http::http_client(&config.timeouts)?;
+        let http = http::HttpClient::new(&config.base_url, &config.timeouts);
         let endpoint = format!("{}/chat/completions", config.base_url);
         let no_stream_with_tools = AtomicBool::new(!config.stream_tool_calls);
         Ok(Self {
@@ -189,6 +190,8 @@ impl OpenAiClient {
     ) -> Result<reqwest::Response, ModelError> {
         let mut builder = self
             .http
+            .get()
+            .await?
             .post(&self.endpoint)
             .json(&self.body(request, stream));
         if stream {
