@@ -440,6 +440,7 @@ async fn tools_names_the_built_in_tools_offered() {
         ScriptedTurn::text("ok"),
         ScriptedTurn::text("ok"),
         ScriptedTurn::text("ok"),
+        ScriptedTurn::text("ok"),
     ])
     .await;
     let output = h.run(&["-p", "hi", "--tools", "Read,Grep"]).await;
@@ -469,6 +470,16 @@ async fn tools_names_the_built_in_tools_offered() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(offered, ["Read", "Agent"]);
+    let output = h.run(&["-p", "hi", "--tools", "ExitPlanMode Read"]).await;
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let requests = h.requests();
+    let offered: Vec<&str> = requests[3].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["Read", "ExitPlanMode"]);
     let output = h.run(&["-p", "hi", "--tools", "Reed"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(common::stderr(&output).contains("no built-in tool \"Reed\""));

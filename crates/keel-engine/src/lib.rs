@@ -74,9 +74,23 @@ pub struct SessionConfig {
     /// The frontend answers [`Event::QuestionAsked`] (a terminal UI does; print mode, the
     /// HTTP server and ACP clients have no way to), so the model is offered `AskUserQuestion`.
     pub answers_questions: bool,
+    /// The tools `--tools` names, when it lists them: of the tools the session adds by itself
+    /// ([`SESSION_TOOLS`]) only these are offered. `None` (no list) offers each that applies.
+    pub offered_tools: Option<Vec<String>>,
 }
 
+/// The tools a session adds by itself rather than taking from its [`ToolRegistry`]:
+/// `ExitPlanMode`, `AskUserQuestion` (when the frontend answers questions), `Skill` (when there
+/// are skills) and `Agent`. A `--tools` list may name them like any built-in tool.
+pub const SESSION_TOOLS: [&str; 4] = [plan_mode::NAME, question::NAME, skill::NAME, agent::NAME];
+
 impl SessionConfig {
+    /// Whether the session may add its own tool `name`: named by the `--tools` list, if any.
+    pub(crate) fn offers(&self, name: &str) -> bool {
+        self.offered_tools
+            .as_ref()
+            .is_none_or(|named| named.iter().any(|n| n == name))
+    }
     /// A configuration with keel's defaults for everything but the model and system prompt.
     pub fn new(model: impl Into<String>, system: Vec<String>) -> Self {
         let model = model.into();
@@ -92,6 +106,7 @@ impl SessionConfig {
             pricing: Pricing::builtin(),
             stream_events: false,
             answers_questions: false,
+            offered_tools: None,
         }
     }
 }
@@ -209,15 +224,19 @@ impl Session {
         });
         // Tools a bare deny rule names are not offered at all, as Claude Code does.
         tools.retain(|name| !shared.permissions.is_hidden(name));
-        if tools.get(plan_mode::NAME).is_none() && !shared.permissions.is_hidden(plan_mode::NAME) {
+        let may_add = |tools: &ToolRegistry, name: &str| {
+            tools.get(name).is_none()
+                && setup.config.offers(name)
+                && !shared.permissions.is_hidden(name)
+        };
+        if may_add(&tools, plan_mode::NAME) {
             // Registering cannot fail: the name is free (checked above) and the schema is fixed.
             let _ = tools.register(Arc::new(ExitPlanMode::new(shared.clone())));
         }
         // Questions need someone to answer them: only frontends that do are offered the tool.
         if setup.config.answers_questions
             && *shared.permissions.approver() == Approver::Interactive
-            && tools.get(question::NAME).is_none()
-            && !shared.permissions.is_hidden(question::NAME)
+            && may_add(&tools, question::NAME)
         {
             let _ = tools.register(Arc::new(AskUserQuestion));
         }

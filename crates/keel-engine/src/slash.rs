@@ -244,13 +244,11 @@ enum Handled {
 
 impl Session {
     /// Adds skills, custom commands and agent definitions: offers the `Skill` and `Agent`
-    /// tools (unless a deny rule hides them) and keeps what slash commands report.
+    /// tools (unless a deny rule hides them or a `--tools` list leaves them out) and keeps what
+    /// slash commands report.
     pub fn with_extensions(mut self, ext: Extensions) -> Self {
         let skills = ext.model_skills();
-        if !skills.is_empty()
-            && self.tools.get(skill::NAME).is_none()
-            && !self.shared.permissions.is_hidden(skill::NAME)
-        {
+        if !skills.is_empty() && self.may_add_tool(skill::NAME) {
             let tool = skill::SkillTool::new(skills, self.shared.clone());
             if let Err(error) = self.tools.register(std::sync::Arc::new(tool)) {
                 tracing::error!(%error, "the Skill tool was not registered");
@@ -258,14 +256,20 @@ impl Session {
         }
         self.totals = ext.prior.clone();
         self.ext = std::sync::Arc::new(ext);
-        if self.tools.get(agent::NAME).is_none() && !self.shared.permissions.is_hidden(agent::NAME)
-        {
+        if self.may_add_tool(agent::NAME) {
             let tool = agent::AgentTool::new(&self.agents());
             if let Err(error) = self.tools.register(std::sync::Arc::new(tool)) {
                 tracing::error!(%error, "the Agent tool was not registered");
             }
         }
         self
+    }
+
+    /// Whether the session may add its own tool `name` (see [`crate::SESSION_TOOLS`]).
+    fn may_add_tool(&self, name: &str) -> bool {
+        self.tools.get(name).is_none()
+            && self.config.offers(name)
+            && !self.shared.permissions.is_hidden(name)
     }
 
     /// The commands a user can type, without `/`: built-ins, custom commands and skills

@@ -26,6 +26,15 @@ impl GroupKiller {
         }
     }
 
+    /// Asks the whole group to stop (SIGTERM), giving its members a chance to clean up;
+    /// [`kill`](Self::kill) (or dropping) ends whatever ignores it.
+    pub fn terminate(&self) {
+        #[cfg(unix)]
+        if let Some(pgid) = self.pgid {
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+
     /// Kills the whole group now.
     pub fn kill(&self) {
         // The group id is the shell's pid. While any member lives the id cannot be reused;

@@ -536,20 +536,8 @@ pub async fn prepare_with(
     approver: Approver,
     extras: Extras,
 ) -> Result<Prepared> {
-    let mut policy = ws.policy(opts)?;
-    if let Some(tools) = opts.tools.as_deref()
-        && tools.trim() != "default"
-    {
-        // The session adds these tools by itself unless a bare deny rule hides them; --tools
-        // names every built-in tool the model gets.
-        let named: Vec<&str> = tools.split([',', ' ']).map(str::trim).collect();
-        let hidden = SESSION_TOOLS
-            .iter()
-            .copied()
-            .filter(|tool| !named.contains(tool));
-        let source = RuleSource::new("--tools", ws.cwd.clone());
-        let _ = policy.add_rules(RuleList::Deny, hidden, &source);
-    }
+    let policy = ws.policy(opts)?;
+    let named_tools = named_tools(opts.tools.as_deref());
     let options = ws.provider_options(opts)?;
     let lookup = |name: &str| ws.var(name);
     // MCP servers start while the provider is chosen: neither waits for the other.
@@ -611,6 +599,7 @@ pub async fn prepare_with(
         .unwrap_or(selected.context_window);
     config.stream_events = extras.stream_events;
     config.answers_questions = extras.answers_questions;
+    config.offered_tools = named_tools.clone();
 
     let store = SessionStore::new(&ws.home);
     let (id, history, transcript, transcript_path, earlier) =
@@ -673,7 +662,7 @@ pub async fn prepare_with(
 
     let mut tools = tools_for(ws, &selected, &client);
     wiring.register(&mut tools);
-    let tools = offered_tools(tools, opts.tools.as_deref())?;
+    let tools = offered_tools(tools, named_tools.as_deref())?;
     let max_output_tokens = config.max_tokens;
     let context_window = config.context_window;
     let prompt_servers = mcp.clone();
@@ -795,10 +784,6 @@ fn task_wiring(
     .map_err(|error| SetupError::Invalid(error.to_string()))
 }
 
-/// Tools the engine adds to a session by itself (so not in [`ToolRegistry::builtin`]), which
-/// `--tools` may still name.
-const SESSION_TOOLS: [&str; 3] = ["ExitPlanMode", "Agent", "Skill"];
-
 /// The built-in tools, plus WebFetch (its prompts answered by a small model of the provider,
 /// or `web.fetchModel`) and WebSearch when there is something to search with: SearXNG
 /// (`web.searxngUrl`), else Brave (`web.braveApiKey` / `BRAVE_API_KEY`), else Anthropic's
@@ -853,23 +838,37 @@ fn register(ws: &Workspace, tools: &mut ToolRegistry, tool: Arc<dyn keel_tools::
     }
 }
 
-/// The tools `--tools` asks for: all (no flag, or `default`), none (`""`), or the named ones;
-/// an unknown name is an error listing the known ones.
-fn offered_tools(mut registry: ToolRegistry, wanted: Option<&str>) -> Result<ToolRegistry> {
-    let Some(wanted) = wanted.map(str::trim) else {
+/// The tools a `--tools` list names: `None` for all of them (no flag, or `default`), else the
+/// named ones (none for `""`).
+fn named_tools(wanted: Option<&str>) -> Option<Vec<String>> {
+    let wanted = wanted?.trim();
+    if wanted == "default" {
+        return None;
+    }
+    Some(
+        wanted
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// The registry cut down to the tools `--tools` names (all of them for `None`); an unknown name
+/// is an error listing the known ones. The tools the session adds by itself are left to it
+/// ([`SessionConfig::offered_tools`]).
+fn offered_tools(mut registry: ToolRegistry, named: Option<&[String]>) -> Result<ToolRegistry> {
+    let Some(names) = named else {
         return Ok(registry);
     };
-    if wanted == "default" {
-        return Ok(registry);
-    }
-    let names: Vec<&str> = wanted
-        .split([',', ' '])
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-        .collect();
     let mut known = registry.names();
-    known.extend(SESSION_TOOLS.iter().map(|tool| tool.to_string()));
-    for name in &names {
+    known.extend(
+        keel_engine::SESSION_TOOLS
+            .iter()
+            .map(|tool| tool.to_string()),
+    );
+    for name in names {
         if !known.iter().any(|k| k == name) {
             return bail(format!(
                 "--tools: keel has no built-in tool {name:?}; known tools: {} (or \"default\" for \
@@ -878,7 +877,7 @@ fn offered_tools(mut registry: ToolRegistry, wanted: Option<&str>) -> Result<Too
             ));
         }
     }
-    registry.retain(|name| names.contains(&name));
+    registry.retain(|name| names.iter().any(|n| n == name));
     Ok(registry)
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use keel_policy::process_group::GroupKiller;
 use keel_tools::{
     BackgroundCommand, BackgroundJob, BackgroundShell, BackgroundTaskSummary, JobControl,
     JobStarted, JobWriter, ToolContext, ToolError, ToolOutput,
@@ -293,7 +294,7 @@ impl BackgroundTasks {
             let status = child.wait().await;
             // The shell is gone; whatever it left running in its group goes with it, as for
             // foreground commands.
-            kill_group(pid, Signal::Kill);
+            GroupKiller::new(pid).kill();
             let (state, code) = match status {
                 Ok(status) if status.success() => (JobState::Completed, Some(0)),
                 Ok(status) => (JobState::Failed, status.code()),
@@ -502,7 +503,8 @@ impl BackgroundTasks {
         cancel.cancel();
         match pid {
             Some(pid) => {
-                kill_group(Some(pid), Signal::Term);
+                let group = GroupKiller::new(Some(pid));
+                group.terminate();
                 let mut changes = self.shared.changed.subscribe();
                 let deadline = Instant::now() + STOP_GRACE;
                 while self.get(id).is_some_and(|i| i.status == JobState::Running) {
@@ -513,7 +515,7 @@ impl BackgroundTasks {
                         break;
                     }
                 }
-                kill_group(Some(pid), Signal::Kill);
+                group.kill();
             }
             None => self.ended(id, JobState::Killed, None, None, None),
         }
@@ -746,28 +748,6 @@ fn read_from(path: &Path, offset: u64) -> Result<(String, u64), TasksError> {
         text.into_owned()
     };
     Ok((text, len))
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    Term,
-    Kill,
-}
-
-fn kill_group(pid: Option<u32>, signal: Signal) {
-    #[cfg(unix)]
-    if let Some(pgid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        use nix::sys::signal::{Signal as S, killpg};
-        let signal = match signal {
-            Signal::Term => S::SIGTERM,
-            Signal::Kill => S::SIGKILL,
-        };
-        // The group id is the leader's pid; once every member is gone this fails with ESRCH,
-        // which is the wanted outcome.
-        let _ = killpg(nix::unistd::Pid::from_raw(pgid), signal);
-    }
-    #[cfg(not(unix))]
-    let _ = (pid, signal);
 }
 
 /// Whether a process is alive (for listings of tasks a previous session left running).
