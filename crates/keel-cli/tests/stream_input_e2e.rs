@@ -436,51 +436,32 @@ async fn partial_messages_stream_in_print_mode_too() {
 
 #[tokio::test]
 async fn tools_names_the_built_in_tools_offered() {
-    let h = Harness::new(vec![
-        ScriptedTurn::text("ok"),
-        ScriptedTurn::text("ok"),
-        ScriptedTurn::text("ok"),
-        ScriptedTurn::text("ok"),
-    ])
-    .await;
-    let output = h.run(&["-p", "hi", "--tools", "Read,Grep"]).await;
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    let offered: Vec<String> = h.requests()[0].body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(offered, ["Read", "Grep"]);
-    let output = h.run(&["-p", "hi", "--tools", ""]).await;
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    let none = &h.requests()[1].body["tools"];
-    assert!(
-        none.is_null() || none.as_array().unwrap().is_empty(),
-        "{none}"
-    );
+    let h = Harness::new(vec![ScriptedTurn::text("ok"); 4]).await;
+    assert_eq!(offered_with(&h, "Read,Grep").await, ["Read", "Grep"]);
+    assert!(offered_with(&h, "").await.is_empty());
     // Tools the session adds by itself (Agent, ExitPlanMode) are offered only when named.
-    let output = h.run(&["-p", "hi", "--tools", "Read,Agent"]).await;
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    let requests = h.requests();
-    let offered: Vec<&str> = requests[2].body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(offered, ["Read", "Agent"]);
-    let output = h.run(&["-p", "hi", "--tools", "ExitPlanMode Read"]).await;
-    assert!(output.status.success(), "{}", common::stderr(&output));
-    let requests = h.requests();
-    let offered: Vec<&str> = requests[3].body["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(offered, ["Read", "ExitPlanMode"]);
+    assert_eq!(offered_with(&h, "Read,Agent").await, ["Read", "Agent"]);
+    assert_eq!(
+        offered_with(&h, "ExitPlanMode Read").await,
+        ["Read", "ExitPlanMode"]
+    );
     let output = h.run(&["-p", "hi", "--tools", "Reed"]).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(common::stderr(&output).contains("no built-in tool \"Reed\""));
+}
+
+/// The names of the tools a `keel -p --tools TOOLS` run offered the model ([] for none).
+async fn offered_with(h: &Harness, tools: &str) -> Vec<String> {
+    let output = h.run(&["-p", "hi", "--tools", tools]).await;
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let request = h.requests().pop().unwrap();
+    request.body["tools"]
+        .as_array()
+        .map(|tools| {
+            tools
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
