@@ -633,3 +633,62 @@ async fn vim_mode_edits_the_prompt_with_normal_mode_keys() {
         "hello vi"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notes_history_export_and_diff_reach_their_files() {
+    let h = Harness::new(vec![ScriptedTurn::text("Hi there.")]).await;
+    let project = h.project();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@localhost"])
+            .args(args)
+            .current_dir(project)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    std::fs::write(project.join("notes.txt"), "first line\n").unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "notes.txt"]);
+    git(&["commit", "-q", "-m", "start"]);
+    std::fs::write(
+        project.join("notes.txt"),
+        "first line\nan uncommitted line\n",
+    )
+    .unwrap();
+
+    let pane = Pane::start(&h, "");
+    pane.ready().await;
+    pane.type_text("# always run the tests");
+    pane.press(&["Enter"]);
+    pane.wait_text("noted in").await;
+    let memory = std::fs::read_to_string(project.join("AGENTS.md")).unwrap();
+    assert_eq!(memory, "- always run the tests\n");
+
+    pane.type_text("hello");
+    pane.press(&["Enter"]);
+    pane.wait_text("Hi there.").await;
+    wait_for(
+        "the prompt in the history file",
+        Duration::from_secs(10),
+        || {
+            files_ending(&h.ws.home, "prompt-history.jsonl")
+                .iter()
+                .any(|file| std::fs::read_to_string(file).is_ok_and(|t| t.contains("\"hello\"")))
+        },
+    )
+    .await;
+
+    pane.type_text("/export talk.md ");
+    pane.press(&["Enter"]);
+    pane.wait_text("wrote").await;
+    let exported = std::fs::read_to_string(project.join("talk.md")).unwrap();
+    assert!(
+        exported.contains("hello") && exported.contains("Hi there."),
+        "{exported}"
+    );
+
+    pane.type_text("/diff ");
+    pane.press(&["Enter"]);
+    pane.wait_text("+an uncommitted line").await;
+}

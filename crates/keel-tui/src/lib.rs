@@ -175,7 +175,7 @@ pub async fn run(
             if app.history().len() != history_len {
                 history_len = app.history().len();
                 if let Some(last) = app.history().last() {
-                    save_history(&history_path, last);
+                    save_history(&history_path, last).await;
                 }
             }
             let mut exit = false;
@@ -220,7 +220,7 @@ pub async fn run(
                             let _ = say.send(checks.run().await);
                         });
                     }
-                    other => perform(other, &mut app, ws, &shell_tx),
+                    other => perform(other, &mut app, ws, &shell_tx).await,
                 }
                 dirty = true;
             }
@@ -486,7 +486,9 @@ fn draw<W: Write>(screen: &mut term::Screen<W>, app: &mut App) -> std::io::Resul
     screen.draw(&buffer)
 }
 
-fn perform(
+/// Carries out an action that needs neither the live session nor a restart. File and process
+/// work is asynchronous (or on a blocking thread): the runtime thread keeps serving the session.
+async fn perform(
     action: Action,
     app: &mut App,
     ws: &Workspace,
@@ -497,7 +499,12 @@ fn perform(
         Action::Background { .. } => {}
         Action::ListSessions => {
             let store = keel_session::SessionStore::new(&ws.home);
-            match store.list(Some(&ws.cwd)) {
+            let cwd = ws.cwd.clone();
+            let listed = match tokio::task::spawn_blocking(move || store.list(Some(&cwd))).await {
+                Ok(listed) => listed.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match listed {
                 Ok(sessions) => {
                     let current = app.session_id().to_string();
                     let choices = sessions
@@ -543,7 +550,7 @@ fn perform(
                 let _ = shell.send((command, text));
             });
         }
-        Action::Remember(note) => match remember(&ws.cwd, &note) {
+        Action::Remember(note) => match remember(&ws.cwd, &note).await {
             Ok(path) => app.say(&format!("noted in {}", path.display())),
             Err(e) => app.say(&format!("could not write the memory file: {e}")),
         },
@@ -559,15 +566,17 @@ fn perform(
                 app.say("copied the last answer to the clipboard");
             }
         }
-        Action::Export(path) => match std::fs::write(&path, app.export_markdown()) {
+        Action::Export(path) => match tokio::fs::write(&path, app.export_markdown()).await {
             Ok(()) => app.say(&format!("wrote {}", path.display())),
             Err(e) => app.say(&format!("could not write {}: {e}", path.display())),
         },
         Action::GitDiff(prompt) => {
-            let output = std::process::Command::new("git")
+            let output = tokio::process::Command::new("git")
                 .args(["diff", "HEAD"])
                 .current_dir(&ws.cwd)
-                .output();
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await;
             let diff = match output {
                 Ok(out) if out.status.success() => {
                     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -649,23 +658,32 @@ fn doctor(ws: &Workspace) -> String {
 }
 
 /// Where `#` notes go: the project's existing memory file, else AGENTS.md at the root.
-fn remember(cwd: &Path, note: &str) -> std::io::Result<PathBuf> {
-    let path = ["CLAUDE.md", "AGENTS.md"]
-        .iter()
-        .map(|n| cwd.join(n))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| cwd.join("AGENTS.md"));
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    let existing = std::fs::read_to_string(&path).unwrap_or_default();
+async fn remember(cwd: &Path, note: &str) -> std::io::Result<PathBuf> {
+    use tokio::io::AsyncWriteExt as _;
+    let mut path = cwd.join("AGENTS.md");
+    for name in ["CLAUDE.md", "AGENTS.md"] {
+        let candidate = cwd.join(name);
+        if tokio::fs::metadata(&candidate)
+            .await
+            .is_ok_and(|m| m.is_file())
+        {
+            path = candidate;
+            break;
+        }
+    }
+    let existing = tokio::fs::read_to_string(&path).await.unwrap_or_default();
     let lead = if existing.is_empty() || existing.ends_with('\n') {
         ""
     } else {
         "\n"
     };
-    writeln!(file, "{lead}- {note}")?;
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await?;
+    file.write_all(format!("{lead}- {note}\n").as_bytes())
+        .await?;
     Ok(path)
 }
 
@@ -749,18 +767,20 @@ fn load_history(path: &Path) -> Vec<String> {
         .collect()
 }
 
-fn save_history(path: &Path, prompt: &str) {
+async fn save_history(path: &Path, prompt: &str) {
+    use tokio::io::AsyncWriteExt as _;
     let Ok(line) = serde_json::to_string(prompt) else {
         return;
     };
     if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = tokio::fs::create_dir_all(dir).await;
     }
-    if let Ok(mut file) = std::fs::OpenOptions::new()
+    if let Ok(mut file) = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
+        .await
     {
-        let _ = writeln!(file, "{line}");
+        let _ = file.write_all(format!("{line}\n").as_bytes()).await;
     }
 }
