@@ -552,6 +552,20 @@ async fn a_pasted_image_path_is_sent_as_an_image_block() {
 }
 
 /// Files under `dir` whose name ends with `suffix`, at any depth.
+/// Waits until a file under the harness's HOME whose name ends in `suffix` contains `text`.
+async fn wait_for_home_file(h: &Harness, suffix: &str, text: &str, limit: Duration) {
+    wait_for(
+        &format!("{text:?} in a file ending {suffix:?}"),
+        limit,
+        || {
+            files_ending(&h.ws.home, suffix)
+                .iter()
+                .any(|file| std::fs::read_to_string(file).is_ok_and(|t| t.contains(text)))
+        },
+    )
+    .await;
+}
+
 fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -582,16 +596,8 @@ async fn ctrl_b_runs_the_prompt_as_a_background_task() {
     );
     // The prompt left the editor and the UI is free: no turn runs in this conversation.
     assert!(!screen.contains("esc to interrupt)"), "{screen}");
-    wait_for(
-        "the background keel to finish its answer",
-        Duration::from_secs(30),
-        || {
-            files_ending(&h.ws.home, ".output")
-                .iter()
-                .any(|f| std::fs::read_to_string(f).is_ok_and(|t| t.contains("Background answer.")))
-        },
-    )
-    .await;
+    // The background keel finishes its answer.
+    wait_for_home_file(&h, ".output", "Background answer.", Duration::from_secs(30)).await;
     assert_eq!(
         h.requests()[0].body["messages"][0]["content"][0]["text"],
         "summarise the repository"
@@ -668,14 +674,11 @@ async fn notes_history_export_and_diff_reach_their_files() {
     pane.type_text("hello");
     pane.press(&["Enter"]);
     pane.wait_text("Hi there.").await;
-    wait_for(
-        "the prompt in the history file",
+    wait_for_home_file(
+        &h,
+        "prompt-history.jsonl",
+        "\"hello\"",
         Duration::from_secs(10),
-        || {
-            files_ending(&h.ws.home, "prompt-history.jsonl")
-                .iter()
-                .any(|file| std::fs::read_to_string(file).is_ok_and(|t| t.contains("\"hello\"")))
-        },
     )
     .await;
 
