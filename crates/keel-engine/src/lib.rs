@@ -91,6 +91,7 @@ impl SessionConfig {
             .as_ref()
             .is_none_or(|named| named.iter().any(|n| n == name))
     }
+
     /// A configuration with keel's defaults for everything but the model and system prompt.
     pub fn new(model: impl Into<String>, system: Vec<String>) -> Self {
         let model = model.into();
