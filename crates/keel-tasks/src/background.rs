@@ -227,10 +227,7 @@ impl BackgroundTasks {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        match self.shared.inner.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::runtime::lock(&self.shared.inner)
     }
 
     fn allocate(&self, prefix: &str) -> Result<(String, PathBuf), TasksError> {
@@ -438,24 +435,10 @@ impl BackgroundTasks {
     ) -> Result<OutputRead, TasksError> {
         let mut timed_out = false;
         if block {
-            let mut changes = self.shared.changed.subscribe();
-            let deadline = Instant::now() + timeout;
-            loop {
-                let Some(info) = self.get(id) else {
-                    return Err(self.unknown(id));
-                };
-                if info.status != JobState::Running {
-                    break;
-                }
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    timed_out = true;
-                    break;
-                }
-                if tokio::time::timeout(left, changes.changed()).await.is_err() {
-                    timed_out = true;
-                    break;
-                }
+            match self.wait_until_ended(id, Instant::now() + timeout).await {
+                Waited::Ended => {}
+                Waited::TimedOut => timed_out = true,
+                Waited::Gone => return Err(self.unknown(id)),
             }
         }
         let (path, offset) = {
@@ -478,6 +461,24 @@ impl BackgroundTasks {
             output,
             timed_out,
         })
+    }
+
+    /// Waits until the task `id` is no longer running, or `deadline` passes, or the task is
+    /// unknown.
+    async fn wait_until_ended(&self, id: &str, deadline: Instant) -> Waited {
+        let mut changes = self.shared.changed.subscribe();
+        loop {
+            let Some(info) = self.get(id) else {
+                return Waited::Gone;
+            };
+            if info.status != JobState::Running {
+                return Waited::Ended;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, changes.changed()).await.is_err() {
+                return Waited::TimedOut;
+            }
+        }
     }
 
     /// Stops a task: SIGTERM to its process group, SIGKILL after a short grace; a job is
@@ -505,30 +506,14 @@ impl BackgroundTasks {
             Some(pid) => {
                 let group = GroupKiller::new(Some(pid));
                 group.terminate();
-                let mut changes = self.shared.changed.subscribe();
-                let deadline = Instant::now() + STOP_GRACE;
-                while self.get(id).is_some_and(|i| i.status == JobState::Running) {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero()
-                        || tokio::time::timeout(left, changes.changed()).await.is_err()
-                    {
-                        break;
-                    }
-                }
+                self.wait_until_ended(id, Instant::now() + STOP_GRACE).await;
                 group.kill();
             }
             None => self.ended(id, JobState::Killed, None, None, None),
         }
         // The waiter records the end once the process is reaped; wait for it briefly so the
         // answer says "killed".
-        let mut changes = self.shared.changed.subscribe();
-        let deadline = Instant::now() + STOP_GRACE;
-        while self.get(id).is_some_and(|i| i.status == JobState::Running) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || tokio::time::timeout(left, changes.changed()).await.is_err() {
-                break;
-            }
-        }
+        self.wait_until_ended(id, Instant::now() + STOP_GRACE).await;
         self.get(id).ok_or_else(|| self.unknown(id))
     }
 
@@ -710,6 +695,16 @@ fn completion_notice(info: &JobInfo, summary: Option<&str>, result: Option<&str>
         info.id,
         info.output_file.display()
     )
+}
+
+/// How waiting for a task to end came out.
+enum Waited {
+    /// It is no longer running.
+    Ended,
+    /// The deadline passed first.
+    TimedOut,
+    /// No task has that id.
+    Gone,
 }
 
 /// Reads `path` from `offset` to its end; returns the text (the newest [`MAX_READ_CHARS`] if

@@ -49,19 +49,13 @@ impl ManualClock {
 
     /// Moves the clock to `now`.
     pub fn set(&self, now: DateTime<Utc>) {
-        match self.0.lock() {
-            Ok(mut guard) => *guard = now,
-            Err(poisoned) => *poisoned.into_inner() = now,
-        }
+        *crate::runtime::lock(&self.0) = now;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        match self.0.lock() {
-            Ok(guard) => *guard,
-            Err(poisoned) => *poisoned.into_inner(),
-        }
+        *crate::runtime::lock(&self.0)
     }
 }
 
@@ -394,10 +388,7 @@ pub struct SessionSchedules {
 
 impl SessionSchedules {
     fn guard(&self) -> std::sync::MutexGuard<'_, Vec<Schedule>> {
-        match self.schedules.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::runtime::lock(&self.schedules)
     }
 
     /// Adds one.

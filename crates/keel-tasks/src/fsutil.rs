@@ -58,6 +58,16 @@ pub fn create_dir(dir: &Path) -> Result<(), TasksError> {
     std::fs::create_dir_all(dir).map_err(|source| TasksError::io(dir, source))
 }
 
+/// Writes a `*` `.gitignore` into `dir` (making `dir` if needed) unless it has one, so git
+/// ignores everything in it (the ignore file too).
+pub fn ensure_ignored(dir: &Path) -> Result<(), TasksError> {
+    let ignore = dir.join(".gitignore");
+    if !ignore.exists() {
+        write_atomic(&ignore, b"*\n")?;
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `bytes` atomically: written to a temp file in the same folder, synced,
 /// then renamed over the old file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TasksError> {

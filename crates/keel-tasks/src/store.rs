@@ -104,6 +104,20 @@ impl Task {
             .collect()
     }
 
+    /// The task as one line of a list: `#id [status] subject`, its owner, and the tasks it
+    /// still waits for (`board` is the list it is on).
+    pub fn list_line(&self, board: &[Task]) -> String {
+        let mut line = format!("#{} [{}] {}", self.id, self.status.as_str(), self.subject);
+        if let Some(owner) = &self.owner {
+            line.push_str(&format!(" (owner: {owner})"));
+        }
+        let open = self.open_blockers(board);
+        if !open.is_empty() && self.status != TaskStatus::Completed {
+            line.push_str(&format!(" [blocked by #{}]", open.join(", #")));
+        }
+        line
+    }
+
     /// Whether the owner's lease ran out before `now`.
     pub fn lease_expired(&self, now: DateTime<Utc>) -> bool {
         self.lease_expires_at

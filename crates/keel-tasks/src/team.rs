@@ -204,12 +204,7 @@ impl Team {
         let team = Self::at(project_root, name);
         let _lock = team.lock()?;
         if let Some(existing) = fsutil::read_json::<TeamConfig>(&team.config_path())? {
-            let live: Vec<String> = team
-                .states()?
-                .into_iter()
-                .filter(|s| s.status != MemberStatus::Stopped)
-                .map(|s| s.name)
-                .collect();
+            let live = team.running_members()?;
             if !live.is_empty() {
                 return Err(TasksError::Conflict(format!(
                     "team {name} already exists and {} still running; pick another name, or stop \
@@ -219,10 +214,7 @@ impl Team {
             }
             tracing::debug!(team = %existing.name, "re-creating a team whose members all stopped");
         }
-        let ignore = project_root.join(".keel").join("teams").join(".gitignore");
-        if !ignore.exists() {
-            fsutil::write_atomic(&ignore, b"*\n")?;
-        }
+        fsutil::ensure_ignored(&project_root.join(".keel").join("teams"))?;
         let config = TeamConfig {
             name: name.to_string(),
             description: description.to_string(),
@@ -378,6 +370,17 @@ impl Team {
         Ok(states)
     }
 
+    /// The names of the members that have not stopped (a team with any is not replaced or
+    /// deleted).
+    fn running_members(&self) -> Result<Vec<String>, TasksError> {
+        Ok(self
+            .states()?
+            .into_iter()
+            .filter(|s| s.status != MemberStatus::Stopped)
+            .map(|s| s.name)
+            .collect())
+    }
+
     /// One line per member: what each is doing, for the lead.
     pub fn status_line(&self) -> Result<String, TasksError> {
         let parts: Vec<String> = self
@@ -441,12 +444,7 @@ impl Team {
 
     /// Removes the team's folder and its board. Refused while members run.
     pub fn delete(&self) -> Result<(), TasksError> {
-        let live: Vec<String> = self
-            .states()?
-            .into_iter()
-            .filter(|s| s.status != MemberStatus::Stopped)
-            .map(|s| s.name)
-            .collect();
+        let live = self.running_members()?;
         if !live.is_empty() {
             return Err(TasksError::Conflict(format!(
                 "{} of team {} still running; ask them to stop first (SendMessage with a \
@@ -470,10 +468,7 @@ impl Team {
 /// The shared board named `list` in the project: `.keel/tasks/<list>/`.
 pub fn board_for(project_root: &Path, list: &str) -> TaskStore {
     let tasks = project_root.join(".keel").join("tasks");
-    let ignore = tasks.join(".gitignore");
-    if !ignore.exists() {
-        // Boards are working state, not source; keep them out of `git status`.
-        let _ = fsutil::write_atomic(&ignore, b"*\n");
-    }
+    // Boards are working state, not source; keep them out of `git status`.
+    let _ = fsutil::ensure_ignored(&tasks);
     TaskStore::new(tasks.join(list))
 }

@@ -232,20 +232,14 @@ impl keel_tools::WorktreeIsolation for AgentWorktrees {
     ) -> Result<keel_tools::IsolationEnd, keel_tools::ToolError> {
         let failed = |e: TasksError| keel_tools::ToolError::Failed(e.to_string());
         let root = main_root(&tree.path).await.map_err(failed)?;
-        let Some(found) = find(&root, &tree.name).await.map_err(failed)? else {
+        match remove(&root, &tree.name, true, false).await {
+            Ok(_) => Ok(keel_tools::IsolationEnd::Removed),
+            Err(TasksError::UnsavedWork { lost, .. }) => {
+                Ok(keel_tools::IsolationEnd::Kept { changes: lost })
+            }
             // Someone removed it already: nothing to keep.
-            return Ok(keel_tools::IsolationEnd::Removed);
-        };
-        let lost = unsaved(&root, &found, true).await.map_err(failed)?;
-        if lost.is_empty() {
-            remove(&root, &tree.name, true, false)
-                .await
-                .map_err(failed)?;
-            Ok(keel_tools::IsolationEnd::Removed)
-        } else {
-            Ok(keel_tools::IsolationEnd::Kept {
-                changes: lost.describe(),
-            })
+            Err(TasksError::NotFound(_)) => Ok(keel_tools::IsolationEnd::Removed),
+            Err(error) => Err(failed(error)),
         }
     }
 }
@@ -294,11 +288,7 @@ pub async fn create_fresh(root: &Path, base: &str) -> Result<Worktree, TasksErro
 fn prepare_dir(root: &Path) -> Result<(), TasksError> {
     let dir = worktrees_dir(root);
     fsutil::create_dir(&dir)?;
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        fsutil::write_atomic(&ignore, b"*\n")?;
-    }
-    Ok(())
+    fsutil::ensure_ignored(&dir)
 }
 
 /// Adds the worktree `name` (its branch is reused if it exists); the caller holds the lock.

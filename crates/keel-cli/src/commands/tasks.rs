@@ -127,7 +127,7 @@ pub fn run(args: TasksArgs, ws: &Workspace) -> Result<ExitCode> {
                 println!("No tasks in {}", store.dir().display());
             } else {
                 for task in &tasks {
-                    println!("{}", line(task, &tasks));
+                    println!("{}", task.list_line(&tasks));
                 }
             }
         }
@@ -142,7 +142,7 @@ pub fn run(args: TasksArgs, ws: &Workspace) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&task)?);
             } else {
                 let all = store.list()?;
-                println!("{}", line(&task, &all));
+                println!("{}", task.list_line(&all));
                 if !task.description.is_empty() {
                     println!("\n{}", task.description);
                 }
@@ -251,18 +251,6 @@ fn print_task(task: &Task, json: bool) -> Result<()> {
         println!("#{} [{}] {}", task.id, task.status.as_str(), task.subject);
     }
     Ok(())
-}
-
-fn line(task: &Task, all: &[Task]) -> String {
-    let mut line = format!("#{} [{}] {}", task.id, task.status.as_str(), task.subject);
-    if let Some(owner) = &task.owner {
-        line.push_str(&format!(" (owner: {owner})"));
-    }
-    let open = task.open_blockers(all);
-    if !open.is_empty() && task.status != TaskStatus::Completed {
-        line.push_str(&format!(" [blocked by #{}]", open.join(", #")));
-    }
-    line
 }
 
 fn boards(root: &std::path::Path) -> Vec<String> {

@@ -260,14 +260,13 @@ impl<'a> Member<'a> {
             (Ok((_, Some(wt))), true) => {
                 say(&self.me, &format!("completed #{}", task.id));
                 // The branch keeps the work; a clean checkout is not needed any more.
-                if let Ok(unsaved) = worktree::unsaved(&self.root, wt, false).await
-                    && unsaved.files.is_empty()
-                    && let Err(error) = worktree::remove(&self.root, &wt.name, false, false).await
-                {
-                    say(
+                // Uncommitted changes keep it (remove refuses, and that is fine).
+                match worktree::remove(&self.root, &wt.name, false, false).await {
+                    Ok(_) | Err(keel_tasks::TasksError::UnsavedWork { .. }) => {}
+                    Err(error) => say(
                         &self.me,
                         &format!("cannot remove worktree {}: {error}", wt.name),
-                    );
+                    ),
                 }
             }
             (_, true) => say(&self.me, &format!("completed #{}", task.id)),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{failed, optional_string, string_list};
 use crate::runtime::{TaskRuntime, blocking};
-use crate::store::{NewTask, Task, TaskPatch, TaskStatus};
+use crate::store::{NewTask, TaskPatch, TaskStatus};
 
 /// `TaskCreate`: adds a task to the list.
 #[derive(Debug)]
@@ -312,7 +312,7 @@ impl Tool for TaskList {
     async fn call(&self, _input: Value, _ctx: &ToolContext) -> Result<ToolOutput, ToolError> {
         let board = self.0.board();
         let tasks = blocking(move || board.list()).await.map_err(failed)?;
-        let mut lines: Vec<String> = tasks.iter().map(|t| list_line(t, &tasks)).collect();
+        let mut lines: Vec<String> = tasks.iter().map(|t| t.list_line(&tasks)).collect();
         if lines.is_empty() {
             lines.push("No tasks found".to_string());
         }
@@ -446,16 +446,4 @@ fn hashes(ids: &[String]) -> String {
         .map(|id| format!("#{id}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn list_line(task: &Task, all: &[Task]) -> String {
-    let mut line = format!("#{} [{}] {}", task.id, task.status.as_str(), task.subject);
-    if let Some(owner) = &task.owner {
-        line.push_str(&format!(" (owner: {owner})"));
-    }
-    let open = task.open_blockers(all);
-    if !open.is_empty() && task.status != TaskStatus::Completed {
-        line.push_str(&format!(" [blocked by {}]", hashes(&open)));
-    }
-    line
 }
