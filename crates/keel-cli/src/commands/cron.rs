@@ -177,31 +177,22 @@ pub fn daemon(args: DaemonArgs, global: &GlobalArgs, ws: &Workspace) -> Result<E
     })
 }
 
-/// The flags a scheduled run gets from the daemon's own command line.
+/// The flags a scheduled run gets from the daemon's own command line: the model and
+/// permission mode when given, then what a team member gets (provider, settings, rules, ...).
 fn forwarded_flags(args: &GlobalArgs) -> Vec<String> {
     let mut flags = Vec::new();
-    let mut pair = |flag: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            flags.push(flag.to_string());
-            flags.push(value.clone());
-        }
-    };
-    pair("--model", &args.model);
-    pair("--provider", &args.provider);
-    pair("--base-url", &args.base_url);
-    pair("--permission-mode", &args.permission_mode);
-    pair("--settings", &args.settings);
+    if let Some(model) = &args.model {
+        flags.push("--model".to_string());
+        flags.push(model.clone());
+    }
+    if let Some(mode) = &args.permission_mode {
+        flags.push("--permission-mode".to_string());
+        flags.push(mode.clone());
+    }
     if args.dangerously_skip_permissions {
-        flags.push("--dangerously-skip-permissions".into());
+        flags.push("--dangerously-skip-permissions".to_string());
     }
-    for value in &args.allowed_tools {
-        flags.push("--allowedTools".into());
-        flags.push(value.clone());
-    }
-    for value in &args.disallowed_tools {
-        flags.push("--disallowedTools".into());
-        flags.push(value.clone());
-    }
+    flags.extend(crate::work::member_flags(args));
     flags
 }
 
