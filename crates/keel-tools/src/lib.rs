@@ -347,6 +347,15 @@ impl ToolContext {
         }
     }
 
+    /// Moves the session's working directory (a `cd` in Bash, entering a worktree); later tool
+    /// calls start there. A poisoned lock is still written.
+    pub fn set_current_dir(&self, dir: PathBuf) {
+        match self.cwd.lock() {
+            Ok(mut cwd) => *cwd = dir,
+            Err(poisoned) => *poisoned.into_inner() = dir,
+        }
+    }
+
     /// Where a path the model gave points: `~/` expands to the home directory, a relative path
     /// is taken from the current directory (friendlier than requiring absolute paths), and `.`
     /// and `..` are folded away without following symlinks.

@@ -1,7 +1,6 @@
 //! `EnterWorktree` and `ExitWorktree` (Claude Code's names and schemas): move the session into
 //! an isolated git worktree and back.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -78,7 +77,7 @@ impl Tool for EnterWorktree {
             };
             worktree::create(&root, &name, None).await.map_err(failed)?
         };
-        set_cwd(ctx, wt.path.clone());
+        ctx.set_current_dir(wt.path.clone());
         self.0.set_entered(Some(Entered {
             root,
             worktree: wt.clone(),
@@ -146,18 +145,18 @@ impl Tool for ExitWorktree {
         let mut removed = None;
         if action == "remove" {
             // Leave the folder before removing it, so nothing runs in a deleted directory.
-            set_cwd(ctx, entered.original_cwd.clone());
+            ctx.set_current_dir(entered.original_cwd.clone());
             match worktree::remove(&entered.root, &wt.name, true, discard).await {
                 Ok(done) => removed = Some(done),
                 Err(error) => {
-                    set_cwd(ctx, wt.path.clone());
+                    ctx.set_current_dir(wt.path.clone());
                     return Err(ToolError::Failed(format!(
                         "{error}. You are still in the worktree."
                     )));
                 }
             }
         }
-        set_cwd(ctx, entered.original_cwd.clone());
+        ctx.set_current_dir(entered.original_cwd.clone());
         self.0.set_entered(None);
         let (message, files, commits) = match &removed {
             Some(r) => (
@@ -202,12 +201,5 @@ impl Tool for ExitWorktree {
             })),
             images: Vec::new(),
         })
-    }
-}
-
-fn set_cwd(ctx: &ToolContext, dir: PathBuf) {
-    match ctx.cwd.lock() {
-        Ok(mut cwd) => *cwd = dir,
-        Err(poisoned) => *poisoned.into_inner() = dir,
     }
 }

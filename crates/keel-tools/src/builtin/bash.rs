@@ -159,7 +159,7 @@ async fn run(
             ctx.project_root.display()
         );
         cwd = ctx.project_root.clone();
-        set_cwd(ctx, cwd.clone());
+        ctx.set_current_dir(cwd.clone());
     }
     let cwd_file = tempfile::Builder::new()
         .prefix("keel-cwd-")
@@ -274,7 +274,7 @@ async fn run(
         ))),
         Ending::Exited(Ok(status)) => {
             if let Some(dir) = recorded_dir(cwd_file.path()) {
-                set_cwd(ctx, dir);
+                ctx.set_current_dir(dir);
             }
             match status.code() {
                 Some(0) => Ok(ToolOutput {
@@ -386,13 +386,6 @@ fn human_duration(duration: Duration) -> String {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", duration.as_secs_f64())
-    }
-}
-
-fn set_cwd(ctx: &ToolContext, dir: PathBuf) {
-    match ctx.cwd.lock() {
-        Ok(mut cwd) => *cwd = dir,
-        Err(poisoned) => *poisoned.into_inner() = dir,
     }
 }
 
