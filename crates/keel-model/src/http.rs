@@ -228,7 +228,9 @@ pub(crate) fn connect_error(url: &str, error: &reqwest::Error) -> ModelError {
     }
 }
 
-fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost cause of an error, which for a failed connection names what actually went
+/// wrong ("connection refused") where the outer errors only say that a request failed.
+pub fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut reason = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

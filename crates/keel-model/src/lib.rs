@@ -27,7 +27,7 @@ mod retry;
 pub use accumulate::{Assembled, InvalidToolInput, MessageAccumulator};
 pub use anthropic::{AnthropicAuth, AnthropicClient, AnthropicConfig};
 pub use error::{ConfigError, ModelError};
-pub use http::Timeouts;
+pub use http::{Timeouts, deepest_cause};
 pub use models::{DEFAULT_MODEL, default_max_tokens};
 pub use openai::{OpenAiClient, OpenAiConfig, ReasoningParam, TokenLimitParam};
 pub use pricing::{PriceOverride, Pricing};

@@ -710,15 +710,10 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     if let Some(key) = key {
         request = request.bearer_auth(key);
     }
-    let response = request.send().await.map_err(|e| {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(cause) = source {
-            reason = cause.to_string();
-            source = cause.source();
-        }
-        reason
-    })?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| crate::http::deepest_cause(&e))?;
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status().as_u16()));
     }

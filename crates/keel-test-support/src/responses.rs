@@ -244,11 +244,6 @@ pub(crate) fn response(reply: &Reply) -> Value {
     response_object(reply, unix_seconds(), status, output)
 }
 
-/// The API's error body (the same shape as chat completions').
-pub(crate) fn error_body(error_type: &str, message: &str) -> Value {
-    json!({"error": {"message": message, "type": error_type, "code": null}})
-}
-
 /// An event cut off mid-JSON.
 pub(crate) fn malformed_frame() -> Bytes {
     Bytes::from_static(b"event: response.output_text.delta\ndata: {\"type\": \"response.outp\n\n")

@@ -260,8 +260,8 @@ impl Provider {
     fn error_body(self, error_type: &str, message: &str) -> Value {
         match self {
             Provider::Anthropic => anthropic::error_body(error_type, message),
-            Provider::OpenAi => openai::error_body(error_type, message),
-            Provider::Responses => responses::error_body(error_type, message),
+            // The Responses API answers errors in the chat completions shape.
+            Provider::OpenAi | Provider::Responses => openai::error_body(error_type, message),
         }
     }
 

@@ -626,12 +626,7 @@ fn request_error(url: &Url, error: &reqwest::Error) -> ToolError {
     if error.is_timeout() {
         return ToolError::Failed(format!("{url} did not answer in time"));
     }
-    let mut detail = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        detail = inner.to_string();
-        cause = inner.source();
-    }
+    let detail = keel_model::deepest_cause(error);
     ToolError::Failed(format!("Could not fetch {url}: {detail}"))
 }
 
