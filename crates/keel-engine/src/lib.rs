@@ -751,7 +751,7 @@ impl Session {
             .messages
             .iter()
             .enumerate()
-            .filter(|(_, m)| is_prompt(m))
+            .filter(|(_, m)| m.is_prompt())
             .map(|(i, _)| i)
             .collect();
         let Some(&at) = back
@@ -871,17 +871,6 @@ fn control(shared: &Shared, emitter: &Emitter, op: Op) -> Option<Op> {
         | Op::Compact { .. }
         | Op::Rewind { .. }) => Some(queued),
     }
-}
-
-/// Whether a message is a prompt the user typed: a user message with text and no tool results
-/// (tool results travel on the user's side too).
-fn is_prompt(message: &Message) -> bool {
-    message.role == keel_protocol::Role::User
-        && message.content.iter().any(|b| b.text().is_some())
-        && !message
-            .content
-            .iter()
-            .any(|b| matches!(b, keel_protocol::ContentBlock::ToolResult { .. }))
 }
 
 /// An answer that lets a call run once, for frontends and tests.

@@ -75,6 +75,18 @@ impl Message {
             content: vec![ContentBlock::Text { text: text.into() }],
         }
     }
+
+    /// Whether this is a prompt the user typed: a user message with text and no tool results
+    /// (tool results travel on the user's side too). What a rewind counts, in the engine and
+    /// in every frontend that offers one.
+    pub fn is_prompt(&self) -> bool {
+        self.role == Role::User
+            && self.content.iter().any(|b| b.text().is_some())
+            && !self
+                .content
+                .iter()
+                .any(|b| matches!(b, ContentBlock::ToolResult { .. }))
+    }
 }
 
 /// A block of message content, tagged by `type` as the Messages API does.

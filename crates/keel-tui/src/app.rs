@@ -132,6 +132,27 @@ struct Asking {
 
 /// A tool call that has started and not finished.
 #[derive(Debug, Clone)]
+/// A Markdown rendering kept for as long as its source and width stay the same.
+#[derive(Default)]
+struct RenderMemo {
+    source: String,
+    width: u16,
+    lines: Vec<Line<'static>>,
+}
+
+impl RenderMemo {
+    /// `source` rendered at `width`, rendered again only when either changed.
+    fn get(&mut self, source: &str, width: u16) -> &[Line<'static>] {
+        if self.width != width || self.source != source {
+            self.lines = markdown::render(source, width);
+            self.source.clear();
+            self.source.push_str(source);
+            self.width = width;
+        }
+        &self.lines
+    }
+}
+
 struct Running {
     id: String,
     name: String,
@@ -189,13 +210,16 @@ pub struct App {
     /// already in the scrollback.
     answer: String,
     committed: usize,
+    /// The last renderings of the answer's finished lines and of all of it: every frame
+    /// (keystrokes, spinner ticks) would otherwise parse and highlight the same text again.
+    rendered_done: RenderMemo,
+    rendered_live: RenderMemo,
     /// Whether lines of the current message were printed already (its bullet is shown).
     answer_started: bool,
     thinking: bool,
     running: Option<Instant>,
     output_chars: usize,
     tools: Vec<Running>,
-    finished_inputs: HashMap<String, (String, Value, Option<String>)>,
     /// Files as they were before the Write calls of the last message.
     before: HashMap<String, Option<String>>,
     approval: Option<Approval>,
@@ -251,12 +275,13 @@ impl App {
             pending: Vec::new(),
             answer: String::new(),
             committed: 0,
+            rendered_done: RenderMemo::default(),
+            rendered_live: RenderMemo::default(),
             answer_started: false,
             thinking: false,
             running: None,
             output_chars: 0,
             tools: Vec::new(),
-            finished_inputs: HashMap::new(),
             before: HashMap::new(),
             approval: None,
             asking: None,
@@ -378,7 +403,7 @@ impl App {
         self.plan.clear();
         for message in messages {
             match message.role {
-                Role::User if is_prompt(message) => {
+                Role::User if message.is_prompt() => {
                     let text = first_text(message);
                     self.pending.extend(cells::user_prompt(&text, self.width));
                     self.prompts.push(text.clone());
@@ -476,7 +501,7 @@ impl App {
                     role: Role::User,
                     content,
                 };
-                if is_prompt(&message) {
+                if message.is_prompt() {
                     self.prompts.push(first_text(&message));
                 }
             }
@@ -500,7 +525,7 @@ impl App {
                 self.commit_answer(true);
                 self.prompts = messages
                     .iter()
-                    .filter(|m| is_prompt(m))
+                    .filter(|m| m.is_prompt())
                     .map(first_text)
                     .collect();
                 // The exported conversation loses the same prompts and what followed them.
@@ -593,8 +618,6 @@ impl App {
                 let lines = cells::tool_entry(&entry, &self.info.cwd, self.expanded, self.width);
                 self.pending.extend(lines);
                 self.pending.push(Line::default());
-                self.finished_inputs
-                    .insert(tool_use_id, (tool_name, input, Some(output)));
             }
             Event::ApprovalRequested {
                 request_id,
@@ -661,7 +684,7 @@ impl App {
             } => {
                 self.prompts = messages
                     .iter()
-                    .filter(|m| is_prompt(m))
+                    .filter(|m| m.is_prompt())
                     .map(first_text)
                     .collect();
                 self.say(&format!(
@@ -750,7 +773,7 @@ impl App {
                 None => return,
             }
         };
-        let lines = markdown::render(&self.answer[..done], width);
+        let lines = self.rendered_done.get(&self.answer[..done], width);
         if lines.len() > self.committed {
             for line in &lines[self.committed..] {
                 let lead = if self.answer_started { "  " } else { "● " };
@@ -1770,7 +1793,9 @@ impl App {
 
         // The part of the answer that is still streaming.
         if !self.answer.is_empty() {
-            let lines = markdown::render(&self.answer, width.saturating_sub(2).max(10));
+            let lines = self
+                .rendered_live
+                .get(&self.answer, width.saturating_sub(2).max(10));
             for (i, line) in lines.iter().enumerate().skip(self.committed) {
                 let lead = if i == 0 && !self.answer_started {
                     "● "
@@ -2099,17 +2124,6 @@ fn image_path(text: &str, cwd: &std::path::Path) -> Option<PathBuf> {
     }
     let path = cwd.join(raw);
     path.is_file().then_some(path)
-}
-
-/// Whether a user message is a prompt (text, no tool results), as the engine counts prompts
-/// for a rewind.
-fn is_prompt(message: &Message) -> bool {
-    message.role == Role::User
-        && message.content.iter().any(|b| b.text().is_some())
-        && !message
-            .content
-            .iter()
-            .any(|b| matches!(b, ContentBlock::ToolResult { .. }))
 }
 
 /// A message's first text block.

@@ -16,7 +16,7 @@ use crossterm::style::{
 use crossterm::terminal::{self, BeginSynchronizedUpdate, ClearType, EndSynchronizedUpdate};
 use crossterm::{cursor, event, execute, queue};
 use ratatui::backend::IntoCrossterm;
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, Cell};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 
@@ -28,7 +28,7 @@ pub struct Screen<W: Write> {
     /// The viewport's first row.
     top: u16,
     /// The rows drawn last time (None: redraw everything).
-    drawn: Option<Vec<String>>,
+    drawn: Option<Vec<Vec<Cell>>>,
     /// Whether raw mode and the terminal modes were switched on (and must be switched off).
     owns_terminal: bool,
 }
@@ -206,16 +206,15 @@ impl<W: Write> Drop for Screen<W> {
     }
 }
 
-/// A row's content and styles, to tell whether it changed.
-fn row_key(buffer: &Buffer, row: u16) -> String {
-    let mut key = String::new();
+/// A row's cells (content and styles), to tell whether it changed.
+fn row_key(buffer: &Buffer, row: u16) -> Vec<Cell> {
     let area = buffer.area;
-    for x in area.left()..area.right() {
-        let cell = &buffer[(x, area.top() + row)];
-        key.push_str(cell.symbol());
-        key.push_str(&format!("{:?}{:?}{:?}", cell.fg, cell.bg, cell.modifier));
-    }
-    key
+    let start = usize::from(row) * usize::from(area.width);
+    buffer
+        .content
+        .get(start..start + usize::from(area.width))
+        .map(<[Cell]>::to_vec)
+        .unwrap_or_default()
 }
 
 fn set_style(out: &mut impl Write, style: Style) -> io::Result<()> {
