@@ -426,6 +426,11 @@ pub fn approver_for(args: &Args) -> anyhow::Result<keel_engine::Approver> {
 /// options keel has not heard of.
 pub fn parse_lenient() -> Args {
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // The usual command line parses as it is; only one clap rejects (or one asking for help
+    // or the version, which clap also reports as an error) is scanned for unknown options.
+    if let Ok(args) = Args::try_parse_from(&argv) {
+        return args;
+    }
     let (kept, dropped) = drop_unknown_options(argv);
     for option in dropped {
         eprintln!("keel: warning: ignoring unknown option {option} (keel does not have it)");
