@@ -845,14 +845,7 @@ fn named_tools(wanted: Option<&str>) -> Option<Vec<String>> {
     if wanted == "default" {
         return None;
     }
-    Some(
-        wanted
-            .split([',', ' '])
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .map(String::from)
-            .collect(),
-    )
+    Some(keel_config::frontmatter::split_tool_list(wanted))
 }
 
 /// The registry cut down to the tools `--tools` names (all of them for `None`); an unknown name
