@@ -110,6 +110,13 @@ impl Pane {
             .await
     }
 
+    /// Types `text`, presses Enter and waits for `then` on the screen, which it returns.
+    async fn enter(&self, text: &str, then: &str) -> String {
+        self.type_text(text);
+        self.press(&["Enter"]);
+        self.wait_text(then).await
+    }
+
     /// Waits until the UI is ready for input (the status line is drawn).
     async fn ready(&self) {
         self.wait_text("claude-sonnet-4-5 · default").await;
@@ -139,9 +146,7 @@ async fn a_prompt_streams_a_markdown_answer() {
     .await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("what should change?");
-    pane.press(&["Enter"]);
-    let screen = pane.wait_text("All done.").await;
+    let screen = pane.enter("what should change?", "All done.").await;
     assert!(screen.contains("> what should change?"), "{screen}");
     // Markdown is rendered, not shown as source.
     assert!(screen.contains("The fix is small:"), "{screen}");
@@ -172,9 +177,9 @@ async fn a_write_waits_for_approval_and_allow_once_runs_it() {
     .await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("create hello.txt");
-    pane.press(&["Enter"]);
-    let screen = pane.wait_text("Allow Write(hello.txt)?").await;
+    let screen = pane
+        .enter("create hello.txt", "Allow Write(hello.txt)?")
+        .await;
     assert!(screen.contains("1. Yes, once"), "{screen}");
     assert!(
         !h.path("hello.txt").exists(),
@@ -212,9 +217,7 @@ async fn esc_interrupts_a_long_stream_and_the_partial_answer_stays() {
     .await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("tell me a long story");
-    pane.press(&["Enter"]);
-    pane.wait_text("word12").await;
+    pane.enter("tell me a long story", "word12").await;
     pane.press(&["Escape"]);
     let screen = pane.wait_text("Interrupted").await;
     assert!(screen.contains("Beginning."), "{screen}");
@@ -222,9 +225,7 @@ async fn esc_interrupts_a_long_stream_and_the_partial_answer_stays() {
     // keel is ready for the next prompt, and the partial answer is still there.
     pane.wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
         .await;
-    pane.type_text("go on");
-    pane.press(&["Enter"]);
-    let screen = pane.wait_text("Second answer.").await;
+    let screen = pane.enter("go on", "Second answer.").await;
     let all = pane.scrollback();
     assert!(
         all.contains("Beginning. word1 word2"),
@@ -261,9 +262,7 @@ async fn a_40_column_resize_keeps_the_layout_intact() {
     .await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("hi");
-    pane.press(&["Enter"]);
-    pane.wait_text("wide.").await;
+    pane.enter("hi", "wide.").await;
     pane.tmux(&["resize-window", "-x", "40", "-y", "30"]);
     let screen = pane
         .wait_screen("the input box redrawn at 40 columns", |s| {
@@ -293,12 +292,8 @@ async fn after_exit_the_conversation_is_in_the_scrollback() {
     .await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("first question");
-    pane.press(&["Enter"]);
-    pane.wait_text("First answer.").await;
-    pane.type_text("second question");
-    pane.press(&["Enter"]);
-    pane.wait_text("Second answer.").await;
+    pane.enter("first question", "First answer.").await;
+    pane.enter("second question", "Second answer.").await;
     pane.press(&["C-c"]);
     pane.wait_text("Press Ctrl-C again to exit").await;
     pane.press(&["C-c"]);
@@ -392,9 +387,7 @@ async fn the_model_picker_switches_the_model_for_the_next_request() {
     pane.press(&["Down"]);
     pane.press(&["Enter"]);
     pane.wait_text("claude-opus-4-1 · default").await;
-    pane.type_text("hello");
-    pane.press(&["Enter"]);
-    pane.wait_text("Answered by opus.").await;
+    pane.enter("hello", "Answered by opus.").await;
     assert_eq!(h.requests()[0].body["model"], "claude-opus-4-1");
 }
 
@@ -408,28 +401,23 @@ async fn rewind_drops_an_earlier_prompt_and_brings_it_back_to_edit() {
     .await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("first question");
-    pane.press(&["Enter"]);
-    pane.wait_text("First answer.").await;
-    pane.type_text("second question");
-    pane.press(&["Enter"]);
-    pane.wait_text("Second answer.").await;
+    pane.enter("first question", "First answer.").await;
+    pane.enter("second question", "Second answer.").await;
     pane.wait_screen("the spinner to stop", |s| !s.contains("esc to interrupt)"))
         .await;
     // `/rewind` (like Esc Esc, whose timing a loaded machine makes unreliable to drive
     // through tmux; the widget tests press it) lists this conversation's prompts, newest first.
-    pane.type_text("/rewind");
-    pane.press(&["Enter"]);
-    let screen = pane.wait_text("Rewind to before which prompt?").await;
+    let screen = pane
+        .enter("/rewind", "Rewind to before which prompt?")
+        .await;
     assert!(screen.contains("1. second question"), "{screen}");
     assert!(screen.contains("2. first question"), "{screen}");
     pane.press(&["1"]);
     pane.wait_text("> second question").await;
     pane.wait_text("rewound the conversation").await;
     pane.press(&["C-u"]);
-    pane.type_text("edited question");
-    pane.press(&["Enter"]);
-    pane.wait_text("Answer to the edited prompt.").await;
+    pane.enter("edited question", "Answer to the edited prompt.")
+        .await;
     // The model saw the first exchange and the edited prompt, not the dropped one.
     let sent = &h.requests()[2].body["messages"];
     let texts: Vec<String> = sent
@@ -486,17 +474,13 @@ async fn the_resume_picker_continues_an_earlier_session() {
     assert!(out.status.success(), "{}", common::stderr(&out));
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("/resume");
-    pane.press(&["Enter"]);
-    let screen = pane.wait_text("Resume a session").await;
+    let screen = pane.enter("/resume", "Resume a session").await;
     assert!(screen.contains("earlier question"), "{screen}");
     pane.press(&["Enter"]);
     let screen = pane.wait_text("resumed the session").await;
     assert!(screen.contains("> earlier question"), "{screen}");
     assert!(screen.contains("Earlier answer."), "{screen}");
-    pane.type_text("and then?");
-    pane.press(&["Enter"]);
-    pane.wait_text("Continued answer.").await;
+    pane.enter("and then?", "Continued answer.").await;
     let sent = &h.requests()[1].body["messages"];
     assert_eq!(sent[0]["content"][0]["text"], "earlier question");
     assert_eq!(sent[2]["content"][0]["text"], "and then?");
@@ -507,9 +491,7 @@ async fn doctor_reports_provider_reachability_and_mcp_servers() {
     let h = Harness::new(vec![]).await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("/doctor");
-    pane.press(&["Enter"]);
-    let screen = pane.wait_text("is reachable (HTTP").await;
+    let screen = pane.enter("/doctor", "is reachable (HTTP").await;
     assert!(
         screen.contains(&format!("provider: anthropic at {}", h.server.url())),
         "{screen}"
@@ -538,9 +520,7 @@ async fn a_pasted_image_path_is_sent_as_an_image_block() {
     ]);
     pane.tmux(&["paste-buffer", "-p", "-b", "img"]);
     pane.wait_text("> [Image #1]").await;
-    pane.type_text(" what is this?");
-    pane.press(&["Enter"]);
-    pane.wait_text("It is a tiny picture.").await;
+    pane.enter(" what is this?", "It is a tiny picture.").await;
     let content = &h.requests()[0].body["messages"][0]["content"];
     assert_eq!(content[0]["text"], "[Image #1] what is this?");
     assert_eq!(content[1]["type"], "image");
@@ -609,9 +589,7 @@ async fn vim_mode_edits_the_prompt_with_normal_mode_keys() {
     let h = Harness::new(vec![ScriptedTurn::text("Edited by vi.")]).await;
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("/vim");
-    pane.press(&["Enter"]);
-    pane.wait_text("-- INSERT --").await;
+    pane.enter("/vim", "-- INSERT --").await;
     pane.type_text("fix the bug now");
     pane.wait_text("> fix the bug now").await;
     pane.press(&["Escape"]);
@@ -631,9 +609,7 @@ async fn vim_mode_edits_the_prompt_with_normal_mode_keys() {
         s.lines().any(|l| l.trim_end() == ">")
     })
     .await;
-    pane.type_text("ihello vi");
-    pane.press(&["Enter"]);
-    pane.wait_text("Edited by vi.").await;
+    pane.enter("ihello vi", "Edited by vi.").await;
     assert_eq!(
         h.requests()[0].body["messages"][0]["content"][0]["text"],
         "hello vi"
@@ -665,15 +641,11 @@ async fn notes_history_export_and_diff_reach_their_files() {
 
     let pane = Pane::start(&h, "");
     pane.ready().await;
-    pane.type_text("# always run the tests");
-    pane.press(&["Enter"]);
-    pane.wait_text("noted in").await;
+    pane.enter("# always run the tests", "noted in").await;
     let memory = std::fs::read_to_string(project.join("AGENTS.md")).unwrap();
     assert_eq!(memory, "- always run the tests\n");
 
-    pane.type_text("hello");
-    pane.press(&["Enter"]);
-    pane.wait_text("Hi there.").await;
+    pane.enter("hello", "Hi there.").await;
     wait_for_home_file(
         &h,
         "prompt-history.jsonl",
@@ -682,16 +654,12 @@ async fn notes_history_export_and_diff_reach_their_files() {
     )
     .await;
 
-    pane.type_text("/export talk.md ");
-    pane.press(&["Enter"]);
-    pane.wait_text("wrote").await;
+    pane.enter("/export talk.md ", "wrote").await;
     let exported = std::fs::read_to_string(project.join("talk.md")).unwrap();
     assert!(
         exported.contains("hello") && exported.contains("Hi there."),
         "{exported}"
     );
 
-    pane.type_text("/diff ");
-    pane.press(&["Enter"]);
-    pane.wait_text("+an uncommitted line").await;
+    pane.enter("/diff ", "+an uncommitted line").await;
 }
