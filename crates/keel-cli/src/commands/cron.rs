@@ -304,3 +304,41 @@ fn log(path: &Path, mut entry: serde_json::Value) {
         eprintln!("keel: cannot write {}: {error}", path.display());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use clap::Parser as _;
+
+    use super::*;
+
+    /// A scheduled run is set up like the session that scheduled it: the daemon forwards
+    /// the same flags a team member gets, MCP servers and turn limits included.
+    #[test]
+    fn scheduled_runs_get_the_daemons_session_flags() {
+        let args = GlobalArgs::try_parse_from([
+            "keel",
+            "--model",
+            "claude-x",
+            "--permission-mode",
+            "acceptEdits",
+            "--mcp-config",
+            "servers.json",
+            "--max-turns",
+            "3",
+            "--api-key-env",
+            "MY_KEY",
+        ])
+        .unwrap();
+        let flags = forwarded_flags(&args);
+        for pair in [
+            ["--model", "claude-x"],
+            ["--permission-mode", "acceptEdits"],
+            ["--max-turns", "3"],
+            ["--api-key-env", "MY_KEY"],
+        ] {
+            assert!(flags.windows(2).any(|w| w == pair), "{pair:?} in {flags:?}");
+        }
+        assert!(flags.iter().any(|f| f == "--mcp-config"), "{flags:?}");
+    }
+}
